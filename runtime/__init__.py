@@ -1,0 +1,1 @@
+"""gymbus runtime: messages, bus, episode loop, limits, errors, logging."""

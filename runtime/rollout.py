@@ -1,0 +1,54 @@
+"""The rollout record: one per episode, one JSON line in a rollout file (versioned)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from gymbus.runtime.errors import FailureKind
+from gymbus.runtime.messages import Frozen, Message, Usage
+
+ROLLOUT_SCHEMA_VERSION = 1
+
+
+class Failure(Frozen):
+    kind: FailureKind
+    message: str
+
+
+class Timing(Frozen):
+    """Seconds. ``started_at`` is wall-clock (Unix time); the rest are durations."""
+
+    started_at: float
+    wall_s: float
+    model_s: float = 0.0
+    tool_s: float = 0.0
+    verify_s: float = 0.0
+
+
+class Rollout(Frozen):
+    """A finished episode: ``status`` is ``scored`` (``reward`` is a number) or ``failed``
+    (``reward`` is null and ``failure`` says why). Infrastructure failures are never
+    scored."""
+
+    schema_version: Literal[1] = ROLLOUT_SCHEMA_VERSION
+    episode_id: str
+    env: str
+    task_id: str
+    seed: int
+    sample: int = 0
+    status: Literal["scored", "failed"]
+    reward: float | None
+    scores: dict[str, float] = Field(default_factory=dict)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    failure: Failure | None = None
+    stop_reason: str | None = None
+    turns: int = 0
+    messages: tuple[Message, ...] = ()
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    usage: Usage = Usage()
+    timing: Timing
+
+    def to_json_line(self) -> bytes:
+        return self.model_dump_json().encode() + b"\n"
