@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.errors import ConfigError
 from gymbus.runtime.tasks import Task
 
 Difficulty = Literal["easy", "medium", "hard"]
@@ -27,8 +28,13 @@ class Environment(ABC):
 
     def __init__(self, *, difficulty: Difficulty = "medium", **options: Any) -> None:
         if options:
-            raise TypeError(
+            raise ConfigError(
                 f"environment {self.name!r} got unknown options: {', '.join(sorted(options))}"
+            )
+        if difficulty not in get_args(Difficulty):
+            raise ConfigError(
+                f"environment {self.name!r}: difficulty must be one of "
+                f"{', '.join(get_args(Difficulty))}, got {difficulty!r}"
             )
         self.difficulty: Difficulty = difficulty
 

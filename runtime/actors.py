@@ -19,7 +19,7 @@ from gymbus.runtime.errors import (
 )
 from gymbus.runtime.messages import AssistantMessage, TextPart, ToolCall, ToolMessage
 from gymbus.runtime.model import Model, ModelRequest
-from gymbus.runtime.tools import ToolOutput, Toolbox
+from gymbus.runtime.tools import Toolbox, ToolOutput
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.users import UserSimulator, UserTurn
 
@@ -119,9 +119,7 @@ class ToolExecutor:
             arguments = call.parsed_arguments()
             with anyio.fail_after(batch.timeout):
                 output: ToolOutput = await tool(arguments)
-            message = ToolMessage(
-                tool_call_id=call.id, name=call.name, content=_as_content(output)
-            )
+            message = ToolMessage(tool_call_id=call.id, name=call.name, content=_as_content(output))
         except PolicyError as exc:
             message = ToolMessage(
                 tool_call_id=call.id, name=call.name, content=f"error: {exc}", is_error=True

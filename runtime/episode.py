@@ -9,7 +9,7 @@ failure of their kind; the loop never turns them into a reward.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import anyio
 
@@ -46,7 +46,7 @@ class EpisodeOutcome:
     stop_reason: str | None = None
     failure_kind: FailureKind | None = None
     failure_message: str | None = None
-    usage: Usage = Usage()
+    usage: Usage = field(default_factory=Usage)
     policy_turns: int = 0
     model_s: float = 0.0
     tool_s: float = 0.0
@@ -198,9 +198,7 @@ async def play_episode(
             await play.loop()
     except TimeoutError:
         outcome.failure_kind = "timeout"
-        outcome.failure_message = (
-            f"episode exceeded its deadline of {spec.limits.episode_timeout}s"
-        )
+        outcome.failure_message = f"episode exceeded its deadline of {spec.limits.episode_timeout}s"
     except InfraError as exc:
         outcome.failure_kind = exc.kind
         outcome.failure_message = str(exc)

@@ -13,8 +13,8 @@
     │   ├── ToolError                  kind "tool"     a tool crashed or timed out
     │   ├── UserSimulatorError         kind "user"     the simulated user failed
     │   ├── VerifierError              kind "verifier" a verifier raised
-    │   ├── EpisodeTimeout             kind "timeout"  the per-episode deadline passed
-    │   └── EpisodeCancelled           kind "cancelled"
+    │   ├── EpisodeTimeoutError        kind "timeout"  the per-episode deadline passed
+    │   └── EpisodeCancelledError      kind "cancelled"
     ├── PolicyError           the policy (model) did something invalid: reported back to
     │   │                     the model as an error tool message; the episode continues
     │   ├── ToolArgumentsError         arguments are not JSON / violate the tool's schema
@@ -87,11 +87,11 @@ class VerifierError(InfraError):
     kind = "verifier"
 
 
-class EpisodeTimeout(InfraError):
+class EpisodeTimeoutError(InfraError):
     kind = "timeout"
 
 
-class EpisodeCancelled(InfraError):
+class EpisodeCancelledError(InfraError):
     kind = "cancelled"
 
 

@@ -9,7 +9,7 @@ from pydantic import Field
 from gymbus.runtime.errors import FailureKind
 from gymbus.runtime.messages import Frozen, Message, Usage
 
-ROLLOUT_SCHEMA_VERSION = 1
+ROLLOUT_SCHEMA_VERSION: Literal[1] = 1
 
 
 class Failure(Frozen):

@@ -14,6 +14,7 @@ in-flight budget covers that whole span, verification included.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
 import uuid
@@ -137,7 +138,8 @@ class Runtime:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
-        assert self._tg is not None and self._bus is not None
+        assert self._tg is not None
+        assert self._bus is not None
         await self._bus.aclose()
         self._tg.cancel_scope.cancel()
         try:
@@ -193,10 +195,9 @@ class Runtime:
         started_at = time.time()
         try:
             rollout = await self._play(job, episode_id, started_at)
-            try:
+            # the consumer may have stopped listening
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await send.send(rollout)
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError):
-                pass  # the consumer stopped listening
         finally:
             self._live.pop(episode_id, None)
             assert self._budget is not None
@@ -244,7 +245,9 @@ class Runtime:
         await live.done.wait()
         return self._rollout(job, info, live, started_at)
 
-    def _rollout(self, job: EpisodeJob, info: EpisodeInfo, live: _Live, started_at: float) -> Rollout:
+    def _rollout(
+        self, job: EpisodeJob, info: EpisodeInfo, live: _Live, started_at: float
+    ) -> Rollout:
         outcome, terminal = live.outcome, live.terminal
         scored = isinstance(terminal, EpisodeScored)
         failure = None

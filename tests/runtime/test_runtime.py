@@ -20,7 +20,7 @@ from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.users import EndEpisode, UserTurn
 from gymbus.runtime.verification import CompletedEpisode, Score
 
-from .toy import ADD_SPEC, CallModel, FnModel, add, jobs, spec
+from .toy import ADD_SPEC, CallModel, FnModel, add, jobs
 
 pytestmark = pytest.mark.anyio
 
@@ -140,9 +140,7 @@ async def test_an_episode_past_its_deadline_fails_with_kind_timeout() -> None:
         raise AssertionError("unreachable")
 
     async with Runtime(FnModel(fn)) as rt:
-        [rollout] = await rt.run(
-            jobs(1, limits=Limits(call_timeout=30, episode_timeout=0.05))
-        )
+        [rollout] = await rt.run(jobs(1, limits=Limits(call_timeout=30, episode_timeout=0.05)))
     assert rollout.failure is not None
     assert rollout.failure.kind == "timeout"
 
@@ -185,7 +183,9 @@ async def test_max_turns_ends_the_episode_normally() -> None:
     async def fn(request: ModelRequest) -> AssistantMessage:
         from gymbus.runtime.messages import ToolCall
 
-        return AssistantMessage(tool_calls=(ToolCall(id="c", name="add", arguments='{"a":1,"b":1}'),))
+        return AssistantMessage(
+            tool_calls=(ToolCall(id="c", name="add", arguments='{"a":1,"b":1}'),)
+        )
 
     async with Runtime(FnModel(fn)) as rt:
         [rollout] = await rt.run(jobs(1, limits=Limits(max_turns=3)))
@@ -216,7 +216,16 @@ async def test_the_user_simulator_gets_the_floor_when_the_policy_answers() -> No
         [rollout] = await rt.run(jobs(1, user=TwoStepUser()))
     assert rollout.stop_reason == "user:goal-met"
     roles = [m.role for m in rollout.messages]
-    assert roles == ["user", "assistant", "tool", "assistant", "user", "assistant", "tool", "assistant"]
+    assert roles == [
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+        "user",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert rollout.messages[4].author == "user"  # type: ignore[union-attr]
     assert rollout.messages[0].author == "environment"  # type: ignore[union-attr]
 
