@@ -8,8 +8,8 @@ encoding computed once can be cached on the message (see :meth:`BaseMessage.cach
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, Any, Literal, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Literal, Self, TypeVar
 
 import orjson
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, model_validator
@@ -144,9 +144,25 @@ class Generation(Frozen):
 
 
 class BaseMessage(Frozen):
-    """Common behaviour: a per-instance cache for derived encodings (wire bytes)."""
+    """Common behaviour: a per-instance cache for derived encodings (wire bytes).
+
+    The cache is not part of a message's value: equality ignores it, and
+    ``model_copy`` (the one way to derive a *different* message) starts a fresh one.
+    """
 
     _cache: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, BaseMessage):
+            return NotImplemented
+        return type(self) is type(other) and self.__dict__ == other.__dict__
+
+    __hash__ = Frozen.__hash__
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        copy = super().model_copy(update=update, deep=deep)
+        copy.__pydantic_private__ = {"_cache": {}}
+        return copy
 
     def cached(self, key: str, compute: Callable[[], T]) -> T:
         """Return ``compute()``, computed once per message and key (messages are immutable)."""
