@@ -18,7 +18,7 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncGenerator, Callable, Iterable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Self
@@ -149,7 +149,7 @@ class Runtime:
             self._live.clear()
 
     # -- collection -------------------------------------------------------------------------
-    async def collect(self, jobs: Iterable[EpisodeJob]) -> AsyncIterator[Rollout]:
+    async def collect(self, jobs: Iterable[EpisodeJob]) -> AsyncGenerator[Rollout, None]:
         """Play ``jobs`` (at most ``concurrency`` at once) and yield each rollout as soon as
         it is scored or failed. Breaking out of the loop cancels the remaining episodes
         (use ``contextlib.aclosing`` to make that prompt)."""

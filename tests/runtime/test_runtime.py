@@ -313,8 +313,8 @@ async def test_breaking_out_early_cancels_the_rest_and_leaks_no_task() -> None:
 
 
 async def test_a_tool_returning_unserializable_output_is_a_tool_failure() -> None:
-    spec_bad = FunctionTool(lambda a, b: object(), ToolSpec(name="add"))  # not JSON-able
+    not_json = FunctionTool(lambda a, b: object(), ToolSpec(name="add"))  # type: ignore[arg-type,return-value]
     async with Runtime(CallModel()) as rt:
-        [rollout] = await rt.run(jobs(1, tools=Toolbox([spec_bad])))
+        [rollout] = await rt.run(jobs(1, tools=Toolbox([not_json])))
     assert rollout.failure is not None
     assert rollout.failure.kind == "tool"

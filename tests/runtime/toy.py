@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from gymbus.runtime.episode_spec import EpisodeSpec
@@ -101,6 +102,6 @@ def spec(
 
 def jobs(n: int, **kwargs: Any) -> list[EpisodeJob]:
     return [
-        EpisodeJob(env="toy", seed=i, build=lambda i=i: spec(i, **kwargs), episode_id=f"toy/{i}")
+        EpisodeJob(env="toy", seed=i, build=partial(spec, i, **kwargs), episode_id=f"toy/{i}")
         for i in range(n)
     ]

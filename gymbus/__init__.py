@@ -1,0 +1,114 @@
+"""gymbus: an async, event-driven agent-environment runtime for RL rollouts and evals.
+
+This module is the map of the product: everything a user imports is re-exported here.
+"""
+
+from gymbus import adapters, envs, runtime
+from gymbus.adapters import (
+    FunctionModel,
+    HTTPClient,
+    NullModel,
+    OpenAIChat,
+    OpenAIResponses,
+    OracleModel,
+    RetryPolicy,
+    ScriptedModel,
+)
+from gymbus.collection import episode_jobs, run
+from gymbus.envs import Environment, EnvMetadata
+from gymbus.models import make_model
+from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.errors import (
+    GymbusError,
+    InfraError,
+    InputError,
+    PolicyError,
+    ToolInputError,
+)
+from gymbus.runtime.limits import Limits
+from gymbus.runtime.logs import configure_logging
+from gymbus.runtime.media import MediaStore
+from gymbus.runtime.messages import (
+    AssistantMessage,
+    AudioPart,
+    Generation,
+    ImagePart,
+    MediaRef,
+    SystemMessage,
+    TextPart,
+    ToolCall,
+    ToolMessage,
+    Usage,
+    UserMessage,
+    VideoPart,
+)
+from gymbus.runtime.model import Model, ModelRequest, SamplingParams, Solver
+from gymbus.runtime.rollout import Failure, Rollout
+from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.tasks import Task
+from gymbus.runtime.tools import FunctionTool, Tool, Toolbox, ToolSpec
+from gymbus.runtime.transcript import Transcript
+from gymbus.runtime.users import EndEpisode, UserSimulator
+from gymbus.runtime.verification import CompletedEpisode, Score, Verifier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AssistantMessage",
+    "AudioPart",
+    "CompletedEpisode",
+    "EndEpisode",
+    "EnvMetadata",
+    "Environment",
+    "EpisodeJob",
+    "EpisodeSpec",
+    "Failure",
+    "FunctionModel",
+    "FunctionTool",
+    "Generation",
+    "GymbusError",
+    "HTTPClient",
+    "ImagePart",
+    "InfraError",
+    "InputError",
+    "Limits",
+    "MediaRef",
+    "MediaStore",
+    "Model",
+    "ModelRequest",
+    "NullModel",
+    "OpenAIChat",
+    "OpenAIResponses",
+    "OracleModel",
+    "PolicyError",
+    "RetryPolicy",
+    "Rollout",
+    "Runtime",
+    "SamplingParams",
+    "Score",
+    "ScriptedModel",
+    "Solver",
+    "SystemMessage",
+    "Task",
+    "TextPart",
+    "Tool",
+    "ToolCall",
+    "ToolInputError",
+    "ToolMessage",
+    "ToolSpec",
+    "Toolbox",
+    "Transcript",
+    "Usage",
+    "UserMessage",
+    "UserSimulator",
+    "Verifier",
+    "VideoPart",
+    "__version__",
+    "adapters",
+    "configure_logging",
+    "envs",
+    "episode_jobs",
+    "make_model",
+    "run",
+    "runtime",
+]

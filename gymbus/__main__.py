@@ -1,0 +1,3 @@
+from gymbus.cli import main
+
+main()

@@ -1,0 +1,42 @@
+"""The gymbus command line (typer + rich). Results go to stdout, logs to stderr."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gymbus.cli.envs_cmd import envs
+from gymbus.cli.run_cmd import run
+from gymbus.runtime.logs import configure_logging
+
+app = typer.Typer(
+    name="gymbus",
+    help="Async agent-environment runtime for RL rollouts and evaluations of LLM agents.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _options(
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="console (for people) or json (for machines)")
+    ] = "console",
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning…")
+    ] = "warning",
+) -> None:
+    try:
+        configure_logging(log_format, log_level)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+app.command("envs")(envs)
+app.command("run")(run)
+
+
+def main() -> None:
+    app()

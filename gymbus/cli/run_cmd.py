@@ -1,0 +1,154 @@
+"""``gymbus run ENV``: play N tasks of one environment with one model, write JSONL."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, BinaryIO
+
+import anyio
+import structlog
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from gymbus.adapters import HTTPClient, RetryPolicy
+from gymbus.cli.summary import RunSummary
+from gymbus.collection import episode_jobs
+from gymbus.envs.base import Environment
+from gymbus.envs.registry import load
+from gymbus.models import make_model
+from gymbus.runtime.errors import ConfigError, UnknownEnvironmentError
+from gymbus.runtime.model import Model, SamplingParams
+from gymbus.runtime.runtime import Runtime
+
+log = structlog.get_logger("gymbus.run")
+
+
+def run(
+    env: Annotated[str, typer.Argument(help="environment name (see `gymbus envs`)")],
+    model: Annotated[str, typer.Option(help="oracle | null | openai:MODEL")] = "oracle",
+    base_url: Annotated[
+        str | None, typer.Option(help="OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1")
+    ] = None,
+    api: Annotated[str, typer.Option(help="chat | responses")] = "chat",
+    api_key_env: Annotated[
+        str, typer.Option(help="environment variable holding the API key")
+    ] = "OPENAI_API_KEY",
+    max_attempts: Annotated[
+        int, typer.Option(min=1, help="attempts per model request (429/5xx/connection errors)")
+    ] = 5,
+    request_timeout: Annotated[
+        float, typer.Option(min=0.001, help="seconds per model HTTP request")
+    ] = 120.0,
+    n: Annotated[int, typer.Option("--n", min=1, help="number of tasks")] = 10,
+    seed: Annotated[int, typer.Option(help="first task seed (tasks use seed … seed+n-1)")] = 0,
+    concurrency: Annotated[int, typer.Option(min=1, help="episodes in flight")] = 32,
+    difficulty: Annotated[str, typer.Option(help="easy | medium | hard")] = "medium",
+    temperature: Annotated[float | None, typer.Option(help="sampling temperature")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="max tokens per model call")] = None,
+    out: Annotated[Path | None, typer.Option(help="write one JSON rollout per line")] = None,
+    quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+) -> None:
+    """Play N tasks of ENV with MODEL; print a summary; exit 1 if any episode failed."""
+    console = Console()
+    err = Console(stderr=True)
+    if api not in ("chat", "responses"):
+        raise typer.BadParameter("use 'chat' or 'responses'", param_hint="--api")
+    try:
+        environment = load(env, difficulty=difficulty)
+    except UnknownEnvironmentError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
+    show_progress = not quiet and sys.stderr.isatty()
+    started = time.perf_counter()
+    try:
+        summary = anyio.run(
+            _collect,
+            environment,
+            lambda client: make_model(
+                model,
+                base_url=base_url,
+                api=api,  # type: ignore[arg-type]
+                api_key_env=api_key_env,
+                client=client,
+                retry=RetryPolicy(max_attempts=max_attempts),
+                request_timeout=request_timeout,
+            ),
+            n,
+            seed,
+            concurrency,
+            params,
+            out,
+            err if show_progress else None,
+        )
+    except ConfigError as exc:
+        err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    summary.print(console, env=env, model=model, wall_s=time.perf_counter() - started)
+    if out is not None:
+        console.print(f"wrote {summary.episodes} rollouts to {out}")
+    if summary.failed:
+        raise typer.Exit(1)
+
+
+async def _collect(
+    env: Environment,
+    make: Callable[[HTTPClient], Model],
+    n: int,
+    seed: int,
+    concurrency: int,
+    params: SamplingParams,
+    out: Path | None,
+    progress_console: Console | None,
+) -> RunSummary:
+    summary = RunSummary()
+    sink: BinaryIO | None = out.open("wb") if out is not None else None
+    try:
+        async with HTTPClient() as client:
+            model = make(client)
+            log.info("run.started", env=env.name, model=model.name, n=n, seed=seed)
+            async with Runtime(model, concurrency=concurrency, params=params) as runtime:
+                progress = _progress(progress_console)
+                with progress:
+                    task = progress.add_task(env.name, total=n)
+                    async for rollout in runtime.collect(episode_jobs(env, range(seed, seed + n))):
+                        summary.add(rollout)
+                        if rollout.failure is not None:
+                            log.warning(
+                                "episode.failed",
+                                episode_id=rollout.episode_id,
+                                kind=rollout.failure.kind,
+                                cause=rollout.failure.message,
+                            )
+                        if sink is not None:
+                            sink.write(rollout.to_json_line())
+                        progress.update(task, advance=1)
+    finally:
+        if sink is not None:
+            sink.close()
+    log.info(
+        "run.finished",
+        episodes=summary.episodes,
+        failed=summary.failed,
+        mean_reward=summary.mean_reward,
+    )
+    return summary
+
+
+def _progress(console: Console | None) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        disable=console is None,
+        transient=True,
+    )
