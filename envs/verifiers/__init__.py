@@ -1,0 +1,25 @@
+"""Reusable verifiers: exact match, JSON Schema, programmatic constraints, state checks,
+weighted composites. Each returns a :class:`~gymbus.runtime.verification.Score` with
+named sub-scores and the evidence behind them."""
+
+from gymbus.envs.verifiers.exact import (
+    ExactMatchVerifier,
+    ExpectedCall,
+    RequiredCalls,
+    SubScore,
+    SubScorer,
+    final_answer,
+    last_integer,
+    stripped_text,
+)
+
+__all__ = [
+    "ExactMatchVerifier",
+    "ExpectedCall",
+    "RequiredCalls",
+    "SubScore",
+    "SubScorer",
+    "final_answer",
+    "last_integer",
+    "stripped_text",
+]
