@@ -302,6 +302,24 @@ def _parse_object(raw: bytes, url: str) -> dict[str, Any]:
     return data
 
 
+LOOPBACK_ONLY_ENV = "GYMBUS_LOOPBACK_ONLY"
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def check_loopback(url: str) -> None:
+    """With ``GYMBUS_LOOPBACK_ONLY=1`` (the test suite sets it), refuse any model URL
+    that is not on this machine — our equivalent of pydantic-ai's
+    ``ALLOW_MODEL_REQUESTS = False``: a test can never reach a real provider."""
+    if os.environ.get(LOOPBACK_ONLY_ENV) != "1":
+        return
+    host = URL(url).host
+    if host not in _LOOPBACK_HOSTS:
+        raise ConfigError(
+            f"model URL {safe_url(url)!r} is not on 127.0.0.1/localhost and "
+            f"{LOOPBACK_ONLY_ENV}=1 forbids other hosts"
+        )
+
+
 class ModelEndpoint:
     """One OpenAI-compatible URL with its credentials and the client that reaches it.
 
@@ -322,6 +340,7 @@ class ModelEndpoint:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
     ) -> None:
+        check_loopback(url)
         self.url = url
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         key = os.environ.get(api_key_env) if api_key_env else None

@@ -150,7 +150,7 @@ class OpenAIAdapter:
         )
         self._params = params if params is not None else SamplingParams()
         check_extra_body(self._params.extra_body, self._RESERVED)
-        self.media = media if media is not None else MediaStore()
+        self.media = media if media is not None else MediaStore.shared()
         self._head = b'{"model":' + orjson.dumps(model)
         self._where = safe_url(self._endpoint.url)  # for error texts
         self._tools_cache = IdentityCache()

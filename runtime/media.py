@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import re
+from typing import ClassVar
 
 from gymbus.runtime.errors import WireFormatError
 from gymbus.runtime.messages import MediaRef
@@ -21,9 +22,24 @@ _BASE64_MARK = ";base64,"
 
 
 class MediaStore:
-    """Blobs by content hash. ``put`` dedupes; encodings are cached per blob."""
+    """Blobs by content hash. ``put`` dedupes; encodings are cached per blob.
+
+    :meth:`shared` is the process-wide store that environments put media into and
+    adapters read from by default: content addressing makes sharing safe (equal bytes,
+    equal reference), and messages only ever carry references.
+    """
 
     __slots__ = ("_b64", "_blobs", "_uris")
+
+    _shared: ClassVar[MediaStore | None] = None
+
+    @classmethod
+    def shared(cls) -> MediaStore:
+        """The process-wide default store."""
+        store = MediaStore._shared
+        if store is None:
+            store = MediaStore._shared = cls()
+        return store
 
     def __init__(self) -> None:
         self._blobs: dict[str, bytes] = {}

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from tests.openai_server import OpenAIServer
+
+# No test may reach a real model provider: adapters refuse non-loopback URLs (this also
+# reaches the `gymbus` subprocesses the CLI tests start, through the environment).
+os.environ["GYMBUS_LOOPBACK_ONLY"] = "1"
 
 
 @pytest.fixture

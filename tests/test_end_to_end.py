@@ -10,7 +10,7 @@ import pytest
 import gymbus
 from gymbus.adapters import HTTPClient, OpenAIChat, OpenAIResponses, RetryPolicy
 from gymbus.runtime.messages import AssistantMessage
-from tests.openai_server import Fault, OpenAIServer
+from tests.openai_server import Fault, OpenAIServer, token_id
 from tests.solver_policy import retail_solver_policy
 
 pytestmark = pytest.mark.anyio
@@ -95,3 +95,23 @@ async def test_a_thousand_concurrent_episodes_all_score_and_leak_nothing() -> No
     assert after <= before
     assert not client.is_open
     assert connector.closed  # every socket released
+
+
+async def test_token_ids_and_logprobs_reach_the_rollout_exactly_as_served() -> None:
+    env = gymbus.envs.load("retail-orders", difficulty="easy")
+    params = gymbus.SamplingParams(logprobs=True, top_logprobs=2, return_token_ids=True)
+    async with OpenAIServer(policy=retail_solver_policy) as server, HTTPClient() as client:
+        model = OpenAIChat("fake-model", base_url=server.base_url, client=client)
+        async with gymbus.Runtime(model, params=params) as rt:
+            [rollout] = await rt.run(gymbus.episode_jobs(env, [0]))
+        bodies = [r.json() for r in server.requests]
+    assert all(b["logprobs"] is True and b["return_token_ids"] is True for b in bodies)
+    line = gymbus.Rollout.model_validate_json(rollout.to_json_line())  # through JSONL
+    answer = line.messages[-1]
+    assert isinstance(answer, AssistantMessage)
+    generation = answer.generation
+    assert generation is not None
+    assert generation.token_ids == tuple(token_id(w) for w in answer.text.split())
+    assert generation.logprobs is not None
+    assert [lp.token for lp in generation.logprobs] == answer.text.split()
+    assert generation.prompt_token_ids  # the server's prompt ids are kept too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from email.utils import formatdate
@@ -214,3 +215,13 @@ def test_causes_mask_url_query() -> None:
         text = _describe(aiohttp.InvalidURL(shown), None, url)
         assert "SECRET" not in text
         assert "InvalidURL" in text
+
+
+def test_the_suite_refuses_model_urls_off_this_machine() -> None:
+    from gymbus.adapters import OpenAIChat
+    from gymbus.runtime.errors import ConfigError
+
+    assert os.environ.get("GYMBUS_LOOPBACK_ONLY") == "1"
+    with pytest.raises(ConfigError, match=r"not on 127\.0\.0\.1/localhost"):
+        OpenAIChat("gpt-x")  # the default base URL is api.openai.com
+    OpenAIChat("m", base_url="http://localhost:1/v1")  # loopback is fine

@@ -164,7 +164,12 @@ async def test_max_tokens_field_option(openai_server: OpenAIServer) -> None:
 
 def test_extra_body_may_not_replace_messages() -> None:
     with pytest.raises(ConfigError, match="messages"):
-        OpenAIChat("m", params=SamplingParams(extra_body={"messages": []}), api_key_env=None)
+        OpenAIChat(
+            "m",
+            base_url="http://127.0.0.1:1/v1",
+            params=SamplingParams(extra_body={"messages": []}),
+            api_key_env=None,
+        )
 
 
 async def test_missing_choices(openai_server: OpenAIServer) -> None:

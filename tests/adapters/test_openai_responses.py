@@ -131,7 +131,7 @@ async def test_missing_output(openai_server: OpenAIServer) -> None:
 
 
 def test_bad_outputs() -> None:
-    model = OpenAIResponses("m", api_key_env=None)
+    model = OpenAIResponses("m", base_url="http://127.0.0.1:1/v1", api_key_env=None)
     failed = {"status": "failed", "error": {"message": "server exploded"}, "output": []}
     with pytest.raises(ModelResponseError, match="server exploded"):
         model.parse_response(HTTPResult(failed, 1, 0.0))

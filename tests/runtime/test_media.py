@@ -98,3 +98,14 @@ def test_data_uri_round_trip(data: bytes, mime: str) -> None:
     assert other.put_data_uri(store.data_uri(ref)) == ref
     assert other.get(ref) == data
     assert other.put_base64(store.base64(ref), mime) == ref
+
+
+def test_the_shared_store_is_one_per_process_and_adapters_use_it() -> None:
+    from gymbus.adapters import OpenAIChat
+
+    store = MediaStore.shared()
+    assert store is MediaStore.shared()
+    ref = store.put(b"\x89PNG shared", "image/png")
+    adapter = OpenAIChat("m", base_url="http://127.0.0.1:9/v1")
+    assert adapter.media is store
+    assert adapter.media.get(ref) == b"\x89PNG shared"
