@@ -20,6 +20,7 @@ from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AssistantMessage, Generation
 from gymbus.runtime.model import ModelRequest, SamplingParams
 from gymbus.runtime.tools import ToolSpec
+from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.wire_chat import chat_messages_json, from_chat, tool_specs_to_chat
 
 __all__ = ["OpenAIAdapter", "OpenAIChat", "merge_params"]
@@ -209,10 +210,52 @@ class OpenAIAdapter:
             cached = self._params_cache.put(params, json_fragment(fields))
         return cached
 
+    def request_body(self, request: ModelRequest) -> bytes:
+        """The JSON body for ``request`` (exposed for inspection and benchmarks)."""
+        return b"".join(
+            (
+                self._head,
+                self._MESSAGES_KEY,
+                self._messages_json(request.conversation),
+                self._tools_fragment(request.tools),
+                self._params_fragment(request.params),
+                b"}",
+            )
+        )
+
+    async def generate(self, request: ModelRequest) -> AssistantMessage:
+        result = await self._endpoint.post(self.request_body(request))
+        return self.parse_response(result)
+
+    @staticmethod
+    def _common_sampling(p: SamplingParams) -> dict[str, Any]:
+        """The sampling fields both APIs write the same way."""
+        out: dict[str, Any] = {}
+        if p.temperature is not None:
+            out["temperature"] = p.temperature
+        if p.top_p is not None:
+            out["top_p"] = p.top_p
+        if p.seed is not None:
+            out["seed"] = p.seed
+        if p.stop is not None:
+            out["stop"] = list(p.stop)
+        if p.top_logprobs is not None:
+            out["top_logprobs"] = p.top_logprobs
+        return out
+
+    # -- what each API writes its own way -----------------------------------------------
+    _MESSAGES_KEY = b""
+
+    def _messages_json(self, conversation: Transcript) -> bytes:
+        raise NotImplementedError
+
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         raise NotImplementedError
 
     def _sampling(self, p: SamplingParams) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def parse_response(self, result: HTTPResult) -> AssistantMessage:
         raise NotImplementedError
 
 
@@ -261,47 +304,25 @@ class OpenAIChat(OpenAIAdapter):
             media=media,
         )
 
+    _MESSAGES_KEY = b',"messages":'
+
+    def _messages_json(self, conversation: Transcript) -> bytes:
+        return chat_messages_json(conversation, self.media)
+
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         return orjson.dumps(tool_specs_to_chat(tools))
 
     def _sampling(self, p: SamplingParams) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        if p.temperature is not None:
-            out["temperature"] = p.temperature
-        if p.top_p is not None:
-            out["top_p"] = p.top_p
+        out = self._common_sampling(p)
         if p.max_tokens is not None:
             out[self._max_tokens_field] = p.max_tokens
-        if p.seed is not None:
-            out["seed"] = p.seed
-        if p.stop is not None:
-            out["stop"] = list(p.stop)
         if p.logprobs or p.top_logprobs is not None:
             out["logprobs"] = True
-        if p.top_logprobs is not None:
-            out["top_logprobs"] = p.top_logprobs
         if p.return_token_ids:
             out["return_token_ids"] = True
         return out
 
-    def request_body(self, request: ModelRequest) -> bytes:
-        """The JSON body for ``request`` (exposed for inspection and benchmarks)."""
-        return b"".join(
-            (
-                self._head,
-                b',"messages":',
-                chat_messages_json(request.conversation, self.media),
-                self._tools_fragment(request.tools),
-                self._params_fragment(request.params),
-                b"}",
-            )
-        )
-
     # --- response --------------------------------------------------------------------
-
-    async def generate(self, request: ModelRequest) -> AssistantMessage:
-        result = await self._endpoint.post(self.request_body(request))
-        return self.parse_response(result)
 
     def parse_response(self, result: HTTPResult) -> AssistantMessage:
         """The assistant message (with its :class:`Generation`) from a completion."""

@@ -22,7 +22,7 @@ from gymbus.adapters.openai_chat import (
 from gymbus.runtime.errors import ConfigError, ModelResponseError, WireFormatError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AnyMessage, AssistantMessage
-from gymbus.runtime.model import ModelRequest, SamplingParams
+from gymbus.runtime.model import SamplingParams
 from gymbus.runtime.tools import ToolSpec
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.wire_responses import from_responses, to_responses, tool_specs_to_responses
@@ -88,6 +88,11 @@ class OpenAIResponses(OpenAIAdapter):
             media=media,
         )
 
+    _MESSAGES_KEY = b',"input":'
+
+    def _messages_json(self, conversation: Transcript) -> bytes:
+        return input_json(conversation, self.media)
+
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         return orjson.dumps(tool_specs_to_responses(tools))
 
@@ -96,39 +101,13 @@ class OpenAIResponses(OpenAIAdapter):
             raise ConfigError(
                 "return_token_ids is a vLLM Chat Completions feature; use OpenAIChat for token ids"
             )
-        out: dict[str, Any] = {"store": self._store}
-        if p.temperature is not None:
-            out["temperature"] = p.temperature
-        if p.top_p is not None:
-            out["top_p"] = p.top_p
+        out = self._common_sampling(p)
+        out["store"] = self._store
         if p.max_tokens is not None:
             out["max_output_tokens"] = p.max_tokens
-        if p.seed is not None:
-            out["seed"] = p.seed
-        if p.stop is not None:
-            out["stop"] = list(p.stop)
         if p.logprobs or p.top_logprobs is not None:
             out["include"] = [_LOGPROBS_INCLUDE]
-        if p.top_logprobs is not None:
-            out["top_logprobs"] = p.top_logprobs
         return out
-
-    def request_body(self, request: ModelRequest) -> bytes:
-        """The JSON body for ``request`` (exposed for inspection and benchmarks)."""
-        return b"".join(
-            (
-                self._head,
-                b',"input":',
-                input_json(request.conversation, self.media),
-                self._tools_fragment(request.tools),
-                self._params_fragment(request.params),
-                b"}",
-            )
-        )
-
-    async def generate(self, request: ModelRequest) -> AssistantMessage:
-        result = await self._endpoint.post(self.request_body(request))
-        return self.parse_response(result)
 
     def parse_response(self, result: HTTPResult) -> AssistantMessage:
         """The one assistant message (with its :class:`Generation`) in a response's
