@@ -7,7 +7,9 @@ from typing import Annotated
 import typer
 
 from gymbus.cli.envs_cmd import envs
+from gymbus.cli.init_cmd import init
 from gymbus.cli.run_cmd import run
+from gymbus.cli.selftest_cmd import selftest
 from gymbus.runtime.logs import configure_logging
 
 app = typer.Typer(
@@ -36,6 +38,8 @@ def _options(
 
 app.command("envs")(envs)
 app.command("run")(run)
+app.command("test")(selftest)
+app.command("init")(init)
 
 
 def main() -> None:
