@@ -3,7 +3,8 @@
 from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.registry import EntryPointFailure, available, load, load_errors, register
-from gymbus.envs.verifiers import ExactMatchVerifier
+from gymbus.envs.users import ScriptedUser, UserScript
+from gymbus.envs.verifiers import ExactMatchVerifier, StateCheckVerifier
 
 __all__ = [
     "Difficulty",
@@ -11,6 +12,9 @@ __all__ = [
     "EnvMetadata",
     "Environment",
     "ExactMatchVerifier",
+    "ScriptedUser",
+    "StateCheckVerifier",
+    "UserScript",
     "available",
     "load",
     "load_errors",

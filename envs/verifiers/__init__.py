@@ -12,13 +12,23 @@ from gymbus.envs.verifiers.exact import (
     last_integer,
     stripped_text,
 )
+from gymbus.envs.verifiers.state import (
+    CheckResult,
+    StateCheck,
+    StateCheckVerifier,
+    TranscriptCheck,
+)
 
 __all__ = [
+    "CheckResult",
     "ExactMatchVerifier",
     "ExpectedCall",
     "RequiredCalls",
+    "StateCheck",
+    "StateCheckVerifier",
     "SubScore",
     "SubScorer",
+    "TranscriptCheck",
     "final_answer",
     "last_integer",
     "stripped_text",
