@@ -2,6 +2,7 @@
 weighted composites. Each returns a :class:`~gymbus.runtime.verification.Score` with
 named sub-scores and the evidence behind them."""
 
+from gymbus.envs.verifiers.composite import CompositeMode, CompositeVerifier, Part
 from gymbus.envs.verifiers.exact import (
     ExactMatchVerifier,
     ExpectedCall,
@@ -21,8 +22,11 @@ from gymbus.envs.verifiers.state import (
 
 __all__ = [
     "CheckResult",
+    "CompositeMode",
+    "CompositeVerifier",
     "ExactMatchVerifier",
     "ExpectedCall",
+    "Part",
     "RequiredCalls",
     "StateCheck",
     "StateCheckVerifier",
