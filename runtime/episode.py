@@ -47,6 +47,7 @@ class EpisodeOutcome:
     failure_kind: FailureKind | None = None
     failure_message: str | None = None
     usage: Usage = field(default_factory=Usage)
+    user_usage: Usage = field(default_factory=Usage)
     policy_turns: int = 0
     model_s: float = 0.0
     tool_s: float = 0.0
@@ -140,6 +141,8 @@ class _Play:
         )
         if isinstance(turn, EndEpisode):
             return turn.reason
+        if turn.generation is not None:  # an LLM-backed user: its tokens are not the policy's
+            self.outcome.user_usage = self.outcome.user_usage + turn.generation.usage
         await self.post(turn)
         return None
 

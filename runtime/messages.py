@@ -185,12 +185,18 @@ class BaseMessage(Frozen):
 class SystemMessage(BaseMessage):
     role: Literal["system"] = "system"
     content: Content
+    author: Literal["environment"] = "environment"
 
 
 class UserMessage(BaseMessage):
+    """A user turn: the environment's task prompt (``author="environment"``) or a
+    simulated user's reply (``author="user"``; an LLM-backed user records its own
+    ``generation`` — tokens, latency — kept apart from the policy's)."""
+
     role: Literal["user"] = "user"
     content: Content
-    author: Author = "user"
+    author: Literal["user", "environment"] = "user"
+    generation: Generation | None = None
 
 
 class AssistantMessage(BaseMessage):
@@ -200,6 +206,7 @@ class AssistantMessage(BaseMessage):
     refusal: str | None = None
     reasoning: str | None = None
     generation: Generation | None = None
+    author: Literal["policy"] = "policy"
 
 
 class ToolMessage(BaseMessage):
@@ -208,6 +215,7 @@ class ToolMessage(BaseMessage):
     content: Content
     name: str | None = None
     is_error: bool = False
+    author: Literal["tool"] = "tool"
 
 
 Message = Annotated[
@@ -218,11 +226,6 @@ AnyMessage = SystemMessage | UserMessage | AssistantMessage | ToolMessage
 
 
 def author_of(message: AnyMessage) -> Author:
-    """Who produced a message: the policy, the (simulated) user, a tool, or the environment."""
-    if isinstance(message, AssistantMessage):
-        return "policy"
-    if isinstance(message, ToolMessage):
-        return "tool"
-    if isinstance(message, UserMessage):
-        return message.author
-    return "environment"
+    """Who produced a message: the policy, the (simulated) user, a tool, or the environment.
+    Every message carries it as ``author`` (fixed by role except for user messages)."""
+    return message.author

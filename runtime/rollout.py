@@ -8,6 +8,7 @@ from pydantic import Field
 
 from gymbus.runtime.errors import FailureKind
 from gymbus.runtime.messages import Frozen, Message, Usage
+from gymbus.runtime.users import UserAudit
 
 ROLLOUT_SCHEMA_VERSION: Literal[1] = 1
 
@@ -48,6 +49,10 @@ class Rollout(Frozen):
     messages: tuple[Message, ...] = ()
     metadata: dict[str, Any] = Field(default_factory=dict)
     usage: Usage = Usage()
+    """Policy tokens only."""
+    user_usage: Usage = Usage()
+    """Tokens of an LLM-backed simulated user, kept apart from the policy's."""
+    user_audit: UserAudit | None = None
     timing: Timing
 
     def to_json_line(self) -> bytes:

@@ -47,6 +47,7 @@ from gymbus.runtime.events import (
 from gymbus.runtime.model import EpisodeInfo, Model, SamplingParams
 from gymbus.runtime.rollout import Failure, Rollout, Timing
 from gymbus.runtime.transcript import Transcript
+from gymbus.runtime.users import AuditedUser, UserAudit
 from gymbus.runtime.verification import CompletedEpisode
 from gymbus.runtime.verifier_pool import VerificationJob, VerifierPool
 
@@ -71,6 +72,7 @@ class _Live:
     done: anyio.Event = field(default_factory=anyio.Event)
     terminal: EpisodeScored | EpisodeFailed | None = None
     verify_s: float = 0.0
+    audit: UserAudit | None = None
 
 
 class Runtime:
@@ -227,6 +229,8 @@ class Runtime:
             params = params.model_copy(update=spec.params.model_dump(exclude_unset=True))
         live = self._live[episode_id] = _Live(spec, EpisodeOutcome(Transcript(spec.messages)))
         outcome = live.outcome = await play_episode(bus, spec, info, params)
+        if outcome.failure_kind is None and isinstance(spec.user, AuditedUser):
+            live.audit = await _audit(spec.user, outcome)
         event: AnyEvent
         if outcome.failure_kind is not None:
             event = EpisodeFailed(
@@ -269,6 +273,8 @@ class Runtime:
             messages=tuple(outcome.transcript),
             metadata=dict(live.spec.metadata),
             usage=outcome.usage,
+            user_usage=outcome.user_usage,
+            user_audit=live.audit,
             timing=Timing(
                 started_at=started_at,
                 wall_s=outcome.wall_s + live.verify_s,
@@ -303,3 +309,18 @@ class Runtime:
                 assert isinstance(event, EpisodeScored | EpisodeFailed)
                 live.terminal = event
                 live.done.set()
+
+
+async def _audit(user: AuditedUser, outcome: EpisodeOutcome) -> UserAudit | None:
+    """Audit the simulated user; an unfaithful (or crashing) user fails the episode with
+    kind ``user`` so that the policy is neither rewarded nor blamed for it."""
+    try:
+        audit = await user.audit(outcome.transcript)
+    except Exception as exc:
+        outcome.failure_kind = "user"
+        outcome.failure_message = f"the user audit raised {exc!r}"
+        return None
+    if not audit.faithful:
+        outcome.failure_kind = "user"
+        outcome.failure_message = f"simulated user was unfaithful: {audit.summary()}"
+    return audit

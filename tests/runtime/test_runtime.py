@@ -12,12 +12,12 @@ import pytest
 
 from gymbus.runtime.errors import ModelConnectionError
 from gymbus.runtime.limits import Limits
-from gymbus.runtime.messages import AssistantMessage, ToolMessage, UserMessage
+from gymbus.runtime.messages import AssistantMessage, Generation, ToolMessage, Usage, UserMessage
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.runtime import EpisodeJob, Runtime
 from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.users import EndEpisode, UserTurn
+from gymbus.runtime.users import EndEpisode, UserAudit, UserTurn
 from gymbus.runtime.verification import CompletedEpisode, Score
 
 from .toy import ADD_SPEC, CallModel, FnModel, add, jobs
@@ -318,3 +318,54 @@ async def test_a_tool_returning_unserializable_output_is_a_tool_failure() -> Non
         [rollout] = await rt.run(jobs(1, tools=Toolbox([not_json])))
     assert rollout.failure is not None
     assert rollout.failure.kind == "tool"
+
+
+class AuditedTwoStepUser(TwoStepUser):
+    """Replies like TwoStepUser, with an LLM-like generation, and audits itself."""
+
+    def __init__(self, faithful: bool) -> None:
+        self.faithful = faithful
+
+    async def reply(self, conversation: Transcript) -> UserTurn:
+        turn = await super().reply(conversation)
+        if isinstance(turn, UserMessage):
+            usage = Usage(prompt_tokens=11, completion_tokens=5)
+            return turn.model_copy(update={"generation": Generation(model="u", usage=usage)})
+        return turn
+
+    async def audit(self, conversation: Transcript) -> UserAudit:
+        if self.faithful:
+            return UserAudit(faithful=True)
+        return UserAudit(faithful=False, unprompted_reveals=("origin",))
+
+
+async def test_a_faithful_user_is_audited_and_its_tokens_are_kept_apart() -> None:
+    async with Runtime(CallModel()) as rt:
+        [rollout] = await rt.run(jobs(1, user=AuditedTwoStepUser(faithful=True)))
+    assert rollout.status == "scored"
+    assert rollout.user_audit == UserAudit(faithful=True)
+    assert rollout.usage.completion_tokens == 8  # four policy turns of 2 tokens
+    assert rollout.user_usage == Usage(prompt_tokens=11, completion_tokens=5)
+
+
+async def test_an_unfaithful_user_fails_the_episode_with_kind_user_not_a_reward() -> None:
+    async with Runtime(CallModel()) as rt:
+        [rollout] = await rt.run(jobs(1, user=AuditedTwoStepUser(faithful=False)))
+    assert rollout.status == "failed"
+    assert rollout.reward is None
+    assert rollout.failure is not None
+    assert rollout.failure.kind == "user"
+    assert "revealed 'origin' unprompted" in rollout.failure.message
+    assert rollout.user_audit is not None
+    assert not rollout.user_audit.faithful
+
+
+async def test_every_message_records_its_author() -> None:
+    async with Runtime(CallModel()) as rt:
+        [rollout] = await rt.run(jobs(1, user=TwoStepUser()))
+    authors = [m.author for m in rollout.messages]
+    assert authors == [
+        "environment", "policy", "tool", "policy", "user", "policy", "tool", "policy",
+    ]  # fmt: skip
+    dumped = rollout.model_dump(mode="json")
+    assert [m["author"] for m in dumped["messages"]] == authors
