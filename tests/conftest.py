@@ -1,15 +1,23 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog
 
 from tests.openai_server import OpenAIServer
 
 # No test may reach a real model provider: adapters refuse non-loopback URLs (this also
 # reaches the `gymbus` subprocesses the CLI tests start, through the environment).
 os.environ["GYMBUS_LOOPBACK_ONLY"] = "1"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_logging() -> Iterator[None]:
+    """CLI tests configure structlog; give every test the library defaults back."""
+    yield
+    structlog.reset_defaults()
 
 
 @pytest.fixture

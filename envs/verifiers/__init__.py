@@ -2,6 +2,7 @@
 weighted composites. Each returns a :class:`~gymbus.runtime.verification.Score` with
 named sub-scores and the evidence behind them."""
 
+from gymbus.envs.verifiers.code import CodeExecutionVerifier, CodeTest, extract_python
 from gymbus.envs.verifiers.composite import CompositeMode, CompositeVerifier, Part
 from gymbus.envs.verifiers.exact import (
     ExactMatchVerifier,
@@ -22,6 +23,8 @@ from gymbus.envs.verifiers.state import (
 
 __all__ = [
     "CheckResult",
+    "CodeExecutionVerifier",
+    "CodeTest",
     "CompositeMode",
     "CompositeVerifier",
     "ExactMatchVerifier",
@@ -33,6 +36,7 @@ __all__ = [
     "SubScore",
     "SubScorer",
     "TranscriptCheck",
+    "extract_python",
     "final_answer",
     "last_integer",
     "stripped_text",

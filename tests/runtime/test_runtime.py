@@ -226,8 +226,8 @@ async def test_the_user_simulator_gets_the_floor_when_the_policy_answers() -> No
         "tool",
         "assistant",
     ]
-    assert rollout.messages[4].author == "user"  # type: ignore[union-attr]
-    assert rollout.messages[0].author == "environment"  # type: ignore[union-attr]
+    assert rollout.messages[4].author == "user"
+    assert rollout.messages[0].author == "environment"
 
 
 async def test_a_failing_user_simulator_fails_with_kind_user() -> None:
