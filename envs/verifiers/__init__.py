@@ -4,6 +4,7 @@ named sub-scores and the evidence behind them."""
 
 from gymbus.envs.verifiers.code import CodeExecutionVerifier, CodeTest, extract_python
 from gymbus.envs.verifiers.composite import CompositeMode, CompositeVerifier, Part
+from gymbus.envs.verifiers.constraints import Constraint, ConstraintVerifier
 from gymbus.envs.verifiers.exact import (
     ExactMatchVerifier,
     ExpectedCall,
@@ -14,6 +15,7 @@ from gymbus.envs.verifiers.exact import (
     last_integer,
     stripped_text,
 )
+from gymbus.envs.verifiers.schema import JsonSchemaVerifier, extract_json
 from gymbus.envs.verifiers.state import (
     CheckResult,
     StateCheck,
@@ -27,8 +29,11 @@ __all__ = [
     "CodeTest",
     "CompositeMode",
     "CompositeVerifier",
+    "Constraint",
+    "ConstraintVerifier",
     "ExactMatchVerifier",
     "ExpectedCall",
+    "JsonSchemaVerifier",
     "Part",
     "RequiredCalls",
     "StateCheck",
@@ -36,6 +41,7 @@ __all__ = [
     "SubScore",
     "SubScorer",
     "TranscriptCheck",
+    "extract_json",
     "extract_python",
     "final_answer",
     "last_integer",

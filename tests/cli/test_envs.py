@@ -8,7 +8,7 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
-from gymbus.catalogue import matrix, select
+from gymbus.catalogue import coverage, matrix, select
 from gymbus.cli import app
 from gymbus.envs.registry import available
 
@@ -67,6 +67,14 @@ def test_the_matrix_puts_each_environment_in_its_cells() -> None:
     result = runner.invoke(app, ["envs", "--matrix"], env={"COLUMNS": "220"})
     assert result.exit_code == 0
     assert "information-dependency" in result.stdout
+
+
+def test_the_catalogue_covers_every_capability_and_structure() -> None:
+    catalogue = available()
+    assert len(catalogue) >= 10
+    missing_capabilities, missing_structures = coverage(catalogue)
+    assert missing_capabilities == set()
+    assert missing_structures == set()
 
 
 def test_docs_environments_md_is_current() -> None:
