@@ -30,12 +30,14 @@ def test_the_readme_opens_with_exactly_two_setup_commands() -> None:
 
 
 @pytest.mark.anyio
-async def test_the_embedding_example_runs_against_a_local_server() -> None:
+async def test_the_embedding_example_runs_against_a_local_server(tmp_path: Path) -> None:
     [example] = _python_blocks()
     async with OpenAIServer(policy=retail_solver_policy) as server:
         code = example.replace("http://127.0.0.1:8000/v1", server.base_url)
         assert code != example
-        result = await anyio.run_process([sys.executable, "-c", code], check=False)
+        # run outside the checkout: `python -c` puts the current folder on sys.path, and the
+        # source folder gymbus/ must not shadow the installed package
+        result = await anyio.run_process([sys.executable, "-c", code], check=False, cwd=tmp_path)
     assert result.returncode == 0, result.stderr.decode()
     lines = result.stdout.decode().splitlines()
     assert len(lines) == 100 * 8

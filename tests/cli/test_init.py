@@ -13,8 +13,12 @@ import pytest
 BIN = Path(sys.executable).parent
 
 
-async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    result = await anyio.run_process(list(args), check=False, env=env)
+async def _run(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> tuple[int, str]:
+    # cwd defaults to a folder outside the checkout: `python -m` puts the current folder on
+    # sys.path, and the source folder gymbus/ must not shadow the installed package
+    result = await anyio.run_process(list(args), check=False, env=env, cwd=cwd or Path("/"))
     return result.returncode, (result.stdout + result.stderr).decode()
 
 
