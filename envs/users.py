@@ -32,7 +32,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gymbus.runtime.messages import AssistantMessage, Frozen, UserMessage
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.users import EndEpisode, UserTurn
+from gymbus.runtime.users import EndEpisode, UserAudit, UserTurn
 
 __all__ = [
     "DEFAULT_PLEASANTRY_PATTERNS",
@@ -42,6 +42,10 @@ __all__ = [
     "Reveal",
     "ScriptedUser",
     "UserScript",
+    "asked_at",
+    "audit_script",
+    "find_questions",
+    "mentions",
     "next_user_turn",
     "questions_in",
 ]
@@ -79,7 +83,7 @@ def _compiles(patterns: tuple[str, ...]) -> tuple[str, ...]:
     return patterns
 
 
-def _mentions(text: str, value: str) -> bool:
+def mentions(text: str, value: str) -> bool:
     """Whether ``value`` occurs in ``text`` as a whole token (case-insensitive)."""
     return re.search(rf"(?<!\w){re.escape(value)}(?!\w)", text, re.IGNORECASE) is not None
 
@@ -175,7 +179,7 @@ class UserScript(Frozen):
             if not value.strip():
                 raise ValueError(f"fact {name!r} has an empty value")
             for where, text in said_unprompted.items():
-                if _mentions(text, value):
+                if mentions(text, value):
                     raise ValueError(f"{where} gives away fact {name!r} ({value!r})")
         return self
 
@@ -194,18 +198,27 @@ class UserScript(Frozen):
         return found
 
 
-def questions_in(script: UserScript, text: str) -> list[str]:
-    """The sentences of ``text`` the user takes as questions (pleasantries excluded)."""
+def find_questions(
+    text: str,
+    question_patterns: tuple[str, ...] = DEFAULT_QUESTION_PATTERNS,
+    pleasantry_patterns: tuple[str, ...] = DEFAULT_PLEASANTRY_PATTERNS,
+) -> list[str]:
+    """The sentences of ``text`` that are questions or requests (pleasantries excluded)."""
     questions = []
     for raw in _SENTENCE_END.split(text):
         sentence = raw.strip(_DECORATION)
         if (
             sentence
-            and _search(script.question_patterns, sentence)
-            and not _search(script.pleasantry_patterns, sentence)
+            and _search(question_patterns, sentence)
+            and not _search(pleasantry_patterns, sentence)
         ):
             questions.append(sentence)
     return questions
+
+
+def questions_in(script: UserScript, text: str) -> list[str]:
+    """The sentences of ``text`` the user takes as questions (pleasantries excluded)."""
+    return find_questions(text, script.question_patterns, script.pleasantry_patterns)
 
 
 def _replies(conversation: Transcript) -> list[tuple[int, UserMessage]]:
@@ -281,5 +294,41 @@ class ScriptedUser:
     def __repr__(self) -> str:
         return f"ScriptedUser({len(self._script.facts)} facts)"
 
+    async def audit(self, conversation: Transcript) -> UserAudit:
+        return audit_script(self._script, conversation)
+
     async def reply(self, conversation: Transcript) -> UserTurn:
         return next_user_turn(self._script, conversation)
+
+
+def asked_at(script: UserScript, conversation: Transcript, fact: str) -> int | None:
+    """Index of the first policy message with a question about ``fact`` (one matching
+    the fact's reveal triggers), whoever the user is — scripted or LLM-backed."""
+    triggers = tuple(t for r in script.reveals if r.fact == fact for t in r.triggers)
+    for index, message in enumerate(conversation):
+        if isinstance(message, AssistantMessage) and any(
+            _search(triggers, q) for q in questions_in(script, message.text)
+        ):
+            return index
+    return None
+
+
+def audit_script(script: UserScript, conversation: Transcript) -> UserAudit:
+    """Rule-based fidelity audit of a scripted user: every fact it revealed must answer
+    a question about that fact in the policy message just before the reveal."""
+    unprompted: list[str] = []
+    revealed = script.revealed(conversation)
+    for fact, index in revealed.items():
+        previous = next(
+            (m for m in reversed(conversation[:index]) if isinstance(m, AssistantMessage)), None
+        )
+        triggers = tuple(t for r in script.reveals if r.fact == fact for t in r.triggers)
+        questions = questions_in(script, previous.text) if previous is not None else []
+        if not any(_search(triggers, q) for q in questions):
+            unprompted.append(fact)
+    return UserAudit(
+        faithful=not unprompted,
+        unprompted_reveals=tuple(unprompted),
+        method="rules",
+        evidence={"revealed_at": revealed},
+    )

@@ -48,6 +48,8 @@ class EpisodeOutcome:
     failure_message: str | None = None
     usage: Usage = field(default_factory=Usage)
     user_usage: Usage = field(default_factory=Usage)
+    user_cost_usd: float = 0.0
+    user_s: float = 0.0
     policy_turns: int = 0
     model_s: float = 0.0
     tool_s: float = 0.0
@@ -135,14 +137,19 @@ class _Play:
         """Let the user speak; returns the reason if the user ended the episode."""
         spec = self.spec
         assert spec.user is not None
+        started = time.perf_counter()
         turn = await self.bus.ask(
             USER_ADDRESS,
             UserCall(spec.user, self.outcome.transcript, spec.limits.call_timeout),
         )
+        outcome = self.outcome
+        outcome.user_s += time.perf_counter() - started
         if isinstance(turn, EndEpisode):
             return turn.reason
-        if turn.generation is not None:  # an LLM-backed user: its tokens are not the policy's
-            self.outcome.user_usage = self.outcome.user_usage + turn.generation.usage
+        generation = turn.generation
+        if generation is not None:  # an LLM-backed user: its tokens are not the policy's
+            outcome.user_usage = outcome.user_usage + generation.usage
+            outcome.user_cost_usd += generation.cost_usd or 0.0
         await self.post(turn)
         return None
 

@@ -141,6 +141,8 @@ class Generation(Frozen):
     response_id: str | None = None
     latency_s: float | None = None
     attempts: int = 1
+    cost_usd: float | None = None
+    """Set by whoever knows the price (e.g. an LLM user given ``prices``)."""
 
 
 class BaseMessage(Frozen):

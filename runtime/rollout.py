@@ -8,6 +8,7 @@ from pydantic import Field
 
 from gymbus.runtime.errors import FailureKind
 from gymbus.runtime.messages import Frozen, Message, Usage
+from gymbus.runtime.tokens import TokenView, token_view
 from gymbus.runtime.users import UserAudit
 
 ROLLOUT_SCHEMA_VERSION: Literal[1] = 1
@@ -25,6 +26,7 @@ class Timing(Frozen):
     wall_s: float
     model_s: float = 0.0
     tool_s: float = 0.0
+    user_s: float = 0.0
     verify_s: float = 0.0
 
 
@@ -52,8 +54,15 @@ class Rollout(Frozen):
     """Policy tokens only."""
     user_usage: Usage = Usage()
     """Tokens of an LLM-backed simulated user, kept apart from the policy's."""
+    user_cost_usd: float = 0.0
+    """Cost of the LLM-backed user's calls, when its prices are known."""
     user_audit: UserAudit | None = None
     timing: Timing
+
+    def tokens(self) -> TokenView | None:
+        """Token ids of the whole episode with the trainable mask (policy tokens only)
+        and the policy's logprobs — see :mod:`gymbus.runtime.tokens`."""
+        return token_view(self.messages)
 
     def to_json_line(self) -> bytes:
         return self.model_dump_json().encode() + b"\n"

@@ -274,12 +274,14 @@ class Runtime:
             metadata=dict(live.spec.metadata),
             usage=outcome.usage,
             user_usage=outcome.user_usage,
+            user_cost_usd=outcome.user_cost_usd,
             user_audit=live.audit,
             timing=Timing(
                 started_at=started_at,
                 wall_s=outcome.wall_s + live.verify_s,
                 model_s=outcome.model_s,
                 tool_s=outcome.tool_s,
+                user_s=outcome.user_s,
                 verify_s=live.verify_s,
             ),
         )

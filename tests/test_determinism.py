@@ -20,8 +20,10 @@ def _replayable(rollouts: list[gymbus.Rollout]) -> list[dict[str, Any]]:
 
 
 @pytest.mark.parametrize("model", [gymbus.OracleModel, gymbus.NullModel])
-async def test_an_offline_run_replays_bit_identically(model: type[gymbus.Model]) -> None:
-    env = gymbus.envs.load("retail-orders", difficulty="hard")
+@pytest.mark.parametrize("name", ["retail-orders", "travel-clarify", "calendar-intents"])
+async def test_an_offline_run_replays_bit_identically(name: str, model: type[gymbus.Model]) -> None:
+    """Also: the same seed gives the same scripted user dialogue."""
+    env = gymbus.envs.load(name, difficulty="hard")
     first = await gymbus.run(env, model(), n=25, concurrency=7)
     second = await gymbus.run(env, model(), n=25, concurrency=3)
     assert _replayable(first) == _replayable(second)

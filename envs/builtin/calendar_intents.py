@@ -28,15 +28,16 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gymbus.envs.base import Environment
 from gymbus.envs.builtin.calendar_checks import calendar_verifier
 from gymbus.envs.builtin.calendar_data import (
     DAYS,
     WORK_END,
     WORK_START,
+    AvailabilityIntent,
     Booking,
     CalendarState,
     CalendarTask,
+    CountIntent,
     Day,
     Event,
     hhmm,
@@ -45,6 +46,8 @@ from gymbus.envs.builtin.calendar_data import (
 from gymbus.envs.builtin.calendar_generation import generate
 from gymbus.envs.builtin.calendar_solver import CalendarIntentsSolver
 from gymbus.envs.metadata import EnvMetadata
+from gymbus.envs.user_env import UserEnvironment
+from gymbus.envs.users import AnswerReaction, UserScript
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ToolInputError
 from gymbus.runtime.limits import Limits
@@ -239,7 +242,23 @@ def calendar_tools(state: CalendarState) -> Toolbox:
     )
 
 
-class CalendarIntents(Environment):
+def calendar_user(data: CalendarTask) -> UserScript:
+    """The scripted user: opens with the request, holds no withheld facts, and once the
+    agent answers, nudges once if a question of the request has no ``Qn:`` line."""
+    labels = [i.label for i in data.intents if isinstance(i, CountIntent | AvailabilityIntent)]
+    return UserScript(
+        opening=data.request,
+        on_answer=AnswerReaction(
+            required=tuple(rf"\b{label}\s*\)?\s*:" for label in labels),
+            nudge="You haven't answered all my questions. Please answer each one on its own "
+            "line, like 'Q1: …'.",
+        ),
+        fallback="Everything you need is in my first message.",
+        max_user_turns=3,
+    )
+
+
+class CalendarIntents(UserEnvironment):
     name = "calendar-intents"
     description = (
         "One user message asks for 2-4 calendar chores (move a meeting to the earliest free "
@@ -249,7 +268,7 @@ class CalendarIntents(Environment):
         "effects."
     )
     metadata = EnvMetadata(
-        rollout_structures=("multi-step",),
+        rollout_structures=("multi-step", "multi-turn"),
         core_capabilities=("multiple-intent-synthesis",),
         knowledge_domain="calendar",
         task_type="calendar-management",
@@ -277,7 +296,12 @@ class CalendarIntents(Environment):
             task=task,
             messages=(
                 SystemMessage(content=_SYSTEM_PROMPT),
-                UserMessage(content=data.request, author="environment"),
+                UserMessage(content=data.request, author="user"),
+            ),
+            user=self.simulated_user(
+                task,
+                calendar_user(data),
+                goal="Have every chore in your first message done and every question answered.",
             ),
             tools=calendar_tools(state),
             verifier=calendar_verifier(data.world, data.intents),

@@ -30,7 +30,6 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from gymbus.envs.base import Environment
 from gymbus.envs.builtin.travel_data import (
     Fact,
     TravelDesk,
@@ -39,8 +38,10 @@ from gymbus.envs.builtin.travel_data import (
     parse_spoken_date,
     spoken_date,
 )
+from gymbus.envs.llm_user import LLMUser
 from gymbus.envs.metadata import EnvMetadata
-from gymbus.envs.users import ScriptedUser, UserScript
+from gymbus.envs.user_env import UserEnvironment
+from gymbus.envs.users import ScriptedUser, UserScript, asked_at
 from gymbus.envs.verifiers.state import (
     CheckResult,
     StateCheck,
@@ -178,14 +179,20 @@ def first_booking_index(transcript: Transcript) -> int | None:
 
 
 def _asked_for(fact: Fact, user: UserScript) -> TranscriptCheck:
+    """The agent asked for ``fact`` before booking: the scripted user revealed it, or
+    (with an LLM user, whose wording is free) the agent put a question about it."""
+
     def asked(transcript: Transcript) -> CheckResult:
-        revealed_at = user.revealed(transcript).get(fact)
+        revealed = user.revealed(transcript).get(fact)
+        question = asked_at(user, transcript, fact)
+        first = min((i for i in (revealed, question) if i is not None), default=None)
         booked_at = first_booking_index(transcript)
-        passed = revealed_at is not None and (booked_at is None or revealed_at < booked_at)
-        return CheckResult(passed, {"revealed_at": revealed_at, "booked_at": booked_at})
+        passed = first is not None and (booked_at is None or first < booked_at)
+        evidence = {"revealed_at": revealed, "asked_at": question, "booked_at": booked_at}
+        return CheckResult(passed, evidence)
 
     return TranscriptCheck(
-        f"asked_for_{fact}", asked, f"the user had said the {fact} before the booking"
+        f"asked_for_{fact}", asked, f"the {fact} was asked for before the booking"
     )
 
 
@@ -222,7 +229,7 @@ def travel_verifier(data: TravelTask) -> StateCheckVerifier[TravelDesk]:
     )
 
 
-class TravelClarify(Environment):
+class TravelClarify(UserEnvironment):
     name = "travel-clarify"
     description = (
         "Book the cheapest flight for a user whose request leaves out the origin, the day "
@@ -262,11 +269,25 @@ class TravelClarify(Environment):
             ),
             tools=travel_tools(desk),
             verifier=travel_verifier(data),
-            user=ScriptedUser(data.user),
+            user=self._user(task, data),
             solver=TravelClarifySolver(),
             limits=Limits(max_turns=12),
             metadata=self.metadata.model_dump(mode="json"),
             state=desk,
+        )
+
+    def _user(self, task: Task, data: TravelTask) -> ScriptedUser | LLMUser:
+        trip = data.trip
+        return self.simulated_user(
+            task,
+            data.user,
+            goal=(
+                f"Have the cheapest flight to {trip.destination} booked for your group, "
+                "on your date and from your city."
+            ),
+            alternatives={
+                "origin": tuple(set(data.world.cities) - {trip.origin, trip.destination})
+            },
         )
 
 

@@ -43,6 +43,13 @@ def run(
     request_timeout: Annotated[
         float, typer.Option(min=0.001, help="seconds per model HTTP request")
     ] = 120.0,
+    user_model: Annotated[
+        str | None,
+        typer.Option(help="play the simulated user with this model (openai:MODEL)"),
+    ] = None,
+    user_base_url: Annotated[
+        str | None, typer.Option(help="server of the user model (default: --base-url)")
+    ] = None,
     n: Annotated[int, typer.Option("--n", min=1, help="number of tasks")] = 10,
     seed: Annotated[int, typer.Option(help="first task seed (tasks use seed … seed+n-1)")] = 0,
     concurrency: Annotated[int, typer.Option(min=1, help="episodes in flight")] = 32,
@@ -57,8 +64,24 @@ def run(
     err = Console(stderr=True)
     if api not in ("chat", "responses"):
         raise typer.BadParameter("use 'chat' or 'responses'", param_hint="--api")
+    client = HTTPClient()  # one session for the policy and the user model
+    options: dict[str, object] = {}
+    if user_model is not None:
+        try:
+            options["user_model"] = make_model(
+                user_model,
+                base_url=user_base_url or base_url,
+                api=api,  # type: ignore[arg-type]
+                api_key_env=api_key_env,
+                client=client,
+                retry=RetryPolicy(max_attempts=max_attempts),
+                request_timeout=request_timeout,
+            )
+        except ConfigError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(2) from None
     try:
-        environment = load(env, difficulty=difficulty)
+        environment = load(env, difficulty=difficulty, **options)
     except UnknownEnvironmentError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -72,6 +95,7 @@ def run(
         summary = anyio.run(
             _collect,
             environment,
+            client,
             lambda client: make_model(
                 model,
                 base_url=base_url,
@@ -100,6 +124,7 @@ def run(
 
 async def _collect(
     env: Environment,
+    client: HTTPClient,
     make: Callable[[HTTPClient], Model],
     n: int,
     seed: int,
@@ -111,7 +136,7 @@ async def _collect(
     summary = RunSummary()
     sink: BinaryIO | None = out.open("wb") if out is not None else None
     try:
-        async with HTTPClient() as client:
+        async with client:
             model = make(client)
             log.info("run.started", env=env.name, model=model.name, n=n, seed=seed)
             async with Runtime(model, concurrency=concurrency, params=params) as runtime:

@@ -15,6 +15,7 @@ import pytest
 
 from tests.openai_server import Fault, OpenAIServer
 from tests.solver_policy import retail_solver_policy
+from tests.user_policy import playing_user
 
 GYMBUS = str(Path(sys.executable).parent / "gymbus")
 SECRET = "sk-test-DO-NOT-LEAK-7f3a9c"
@@ -168,3 +169,29 @@ async def test_envs_table_names_every_environment() -> None:
     code, stdout, _ = await _gymbus("envs")
     assert code == 0
     assert "retail-orders" in stdout
+
+
+@pytest.mark.anyio
+async def test_user_model_plays_the_simulated_user_from_the_command_line(tmp_path: Path) -> None:
+    out = tmp_path / "llm-user.jsonl"
+    async with OpenAIServer(policy=playing_user, model="user-model") as server:
+        code, stdout, stderr = await _gymbus(
+            "run", "travel-clarify", "--model", "oracle", "--user-model", "openai:user-model",
+            "--user-base-url", server.base_url, "--n", "4", "--out", str(out),
+        )  # fmt: skip
+        user_requests = server.count
+    assert code == 0, stdout + stderr
+    rows = _lines(out)
+    assert [row["reward"] for row in rows] == [1.0] * 4
+    assert all(row["user_usage"]["completion_tokens"] > 0 for row in rows)
+    assert all(row["user_audit"]["faithful"] for row in rows)
+    assert user_requests >= 4
+
+
+@pytest.mark.anyio
+async def test_user_model_on_an_environment_without_a_user_is_bad_input() -> None:
+    code, _, stderr = await _gymbus(
+        "run", "retail-orders", "--user-model", "openai:m", "--base-url", "http://127.0.0.1:1/v1"
+    )
+    assert code == 2
+    assert "user_model" in stderr

@@ -184,7 +184,8 @@ def test_episode_spec() -> None:
     system, user = spec.messages
     assert system.role == "system"
     assert isinstance(user, UserMessage)
-    assert user.author == "environment"
+    assert user.author == "user"  # the scripted user opens with the request
+    assert spec.user is not None
     assert user.text == data_of(spec).request
     assert list(spec.tools) == [
         "list_events",
@@ -514,3 +515,28 @@ async def test_bad_arguments_are_rejected_by_the_schema(
     spec = spec_for("easy", 0)
     with pytest.raises(ToolArgumentsError, match=f"invalid arguments for '{name}'"):
         await spec.tools[name](arguments)
+
+
+async def test_the_user_nudges_once_when_a_question_is_left_unanswered() -> None:
+    """Multi-turn: after an answer missing a `Qn:` line the user asks again; the policy
+    that then answers everything still scores 1.0 (state changes done in turn one)."""
+    oracle = gymbus.OracleModel()
+    answers: dict[str, int] = {}
+
+    async def forgetful(request: ModelRequest) -> AssistantMessage:
+        reply = await oracle.generate(request)
+        episode = request.episode.episode_id
+        if reply.tool_calls or answers.get(episode):
+            return reply
+        answers[episode] = 1  # the first final answer drops its Q lines
+        kept = [line for line in reply.text.splitlines() if not line.lstrip().startswith("Q")]
+        return AssistantMessage(content="\n".join(kept) or "Done.")
+
+    env = CalendarIntents(difficulty="medium")
+    rollouts = await gymbus.run(env, gymbus.FunctionModel(forgetful), n=5)
+    for rollout in rollouts:
+        users = [m for m in rollout.messages if isinstance(m, UserMessage)]
+        assert len(users) == 2, [m.text for m in users]
+        assert "haven't answered all my questions" in users[1].text
+        assert rollout.stop_reason == "user:goal-met"
+        assert rollout.reward == 1.0, rollout.evidence
