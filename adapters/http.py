@@ -354,9 +354,11 @@ class ModelEndpoint:
     def __repr__(self) -> str:
         return f"ModelEndpoint({safe_url(self.url)!r})"
 
-    async def post(self, body: bytes) -> HTTPResult:
+    async def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> HTTPResult:
+        """POST ``body``; ``headers`` are added to this request only."""
+        merged = {**self._headers, **headers} if headers else self._headers
         return await self.client.post_json(
-            self.url, body, self._headers, retry=self.retry, request_timeout=self.timeout
+            self.url, body, merged, retry=self.retry, request_timeout=self.timeout
         )
 
     async def aclose(self) -> None:

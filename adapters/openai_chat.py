@@ -121,6 +121,11 @@ def build_generation(fields: dict[str, Any], url: str) -> Generation:
         ) from None
 
 
+WEIGHT_VERSION_HEADER = "X-Weight-Version"
+"""Sent with every request when the trainer has set ``Runtime.weight_version``, so a
+server (or a proxy in front of several) can route to, or check, the matching weights."""
+
+
 class OpenAIAdapter:
     """What the OpenAI-style adapters share: endpoint, default params, media store, the
     request-fragment caches and the client lifecycle. Subclasses say how sampling
@@ -224,7 +229,9 @@ class OpenAIAdapter:
         )
 
     async def generate(self, request: ModelRequest) -> AssistantMessage:
-        result = await self._endpoint.post(self.request_body(request))
+        version = request.weight_version
+        headers = None if version is None else {WEIGHT_VERSION_HEADER: str(version)}
+        result = await self._endpoint.post(self.request_body(request), headers)
         return self.parse_response(result)
 
     @staticmethod

@@ -25,6 +25,7 @@ from gymbus.runtime.errors import (
     PolicyError,
     ToolInputError,
 )
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.logs import configure_logging
 from gymbus.runtime.media import MediaStore
@@ -44,7 +45,7 @@ from gymbus.runtime.messages import (
 )
 from gymbus.runtime.model import Model, ModelRequest, SamplingParams, Solver
 from gymbus.runtime.rollout import Failure, Rollout
-from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.tools import FunctionTool, Tool, Toolbox, ToolSpec
 from gymbus.runtime.transcript import Transcript

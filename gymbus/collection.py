@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 
 from gymbus.envs.base import Environment
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.model import Model, SamplingParams
 from gymbus.runtime.rollout import Rollout
-from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.runtime import Runtime
 
 
 def episode_jobs(
@@ -23,6 +24,8 @@ def episode_jobs(
                 sample=sample,
                 build=lambda seed=seed: env.episode(env.task(seed)),  # type: ignore[misc]
                 episode_id=f"{env.name}/{seed}#{sample}",
+                group_id=f"{env.name}/{seed}",
+                group_size=samples,
             )
 
 

@@ -17,7 +17,13 @@ from gymbus.runtime.errors import (
     UnknownToolError,
     UserSimulatorError,
 )
-from gymbus.runtime.messages import AssistantMessage, TextPart, ToolCall, ToolMessage
+from gymbus.runtime.messages import (
+    AssistantMessage,
+    Generation,
+    TextPart,
+    ToolCall,
+    ToolMessage,
+)
 from gymbus.runtime.model import Model, ModelRequest
 from gymbus.runtime.tools import Toolbox, ToolOutput
 from gymbus.runtime.transcript import Transcript
@@ -43,7 +49,7 @@ class Policy:
     async def handle(self, call: PolicyCall) -> AssistantMessage:
         try:
             with anyio.fail_after(call.timeout):
-                return await self.model.generate(call.request)
+                message = await self.model.generate(call.request)
         except TimeoutError:
             raise ModelError(
                 f"model {self.model.name!r} did not answer within {call.timeout}s"
@@ -52,6 +58,19 @@ class Policy:
             raise
         except Exception as exc:  # an adapter bug is still the model side failing
             raise ModelError(f"model {self.model.name!r} failed: {exc!r}") from exc
+        version = call.request.weight_version
+        if version is not None:
+            message = _stamp(message, version, self.model.name)
+        return message
+
+
+def _stamp(message: AssistantMessage, version: int, model: str) -> AssistantMessage:
+    """Record the policy version a turn was sampled with (unless the server said)."""
+    generation = message.generation or Generation(model=model)
+    if generation.weight_version is not None:
+        return message
+    generation = generation.model_copy(update={"weight_version": str(version)})
+    return message.model_copy(update={"generation": generation})
 
 
 @dataclass(frozen=True, slots=True)

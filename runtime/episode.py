@@ -9,6 +9,7 @@ failure of their kind; the loop never turns them into a reward.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import anyio
@@ -59,11 +60,17 @@ class EpisodeOutcome:
 class _Play:
     """Mutable state of one running episode (private to :func:`play_episode`)."""
 
-    __slots__ = ("bus", "info", "outcome", "params", "spec")
+    __slots__ = ("bus", "info", "outcome", "params", "spec", "version")
 
     def __init__(
-        self, bus: Bus, spec: EpisodeSpec, info: EpisodeInfo, params: SamplingParams
+        self,
+        bus: Bus,
+        spec: EpisodeSpec,
+        info: EpisodeInfo,
+        params: SamplingParams,
+        version: Callable[[], int | None],
     ) -> None:
+        self.version = version
         self.bus = bus
         self.spec = spec
         self.info = info
@@ -84,7 +91,9 @@ class _Play:
 
     async def policy_turn(self) -> None:
         outcome, spec = self.outcome, self.spec
-        request = ModelRequest(outcome.transcript, spec.tools.specs, self.params, self.info)
+        request = ModelRequest(
+            outcome.transcript, spec.tools.specs, self.params, self.info, self.version()
+        )
         started = time.perf_counter()
         message: AssistantMessage = await self.bus.ask(
             POLICY_ADDRESS, PolicyCall(request, spec.limits.call_timeout)
@@ -185,12 +194,21 @@ class _Play:
                 return
 
 
+def _no_version() -> int | None:
+    return None
+
+
 async def play_episode(
-    bus: Bus, spec: EpisodeSpec, info: EpisodeInfo, params: SamplingParams
+    bus: Bus,
+    spec: EpisodeSpec,
+    info: EpisodeInfo,
+    params: SamplingParams,
+    version: Callable[[], int | None] = _no_version,
 ) -> EpisodeOutcome:
     """Play one episode to its end. Never raises for infrastructure failures: they are
-    returned in the outcome (kind and message). Outside cancellation propagates."""
-    play = _Play(bus, spec, info, params)
+    returned in the outcome (kind and message). Outside cancellation propagates.
+    ``version()`` is read at each policy turn (the trainer may bump it meanwhile)."""
+    play = _Play(bus, spec, info, params, version)
     started = time.perf_counter()
     if bus.wants("episode_started"):
         await bus.publish(

@@ -53,10 +53,15 @@ class EpisodeInfo:
 
 @dataclass(frozen=True, slots=True)
 class ModelRequest:
+    """One policy turn. ``weight_version`` is the trainer's current policy version (see
+    ``Runtime.weight_version``): adapters send it with the request and it is recorded on
+    the turn's ``generation``."""
+
     conversation: Transcript
     tools: tuple[ToolSpec, ...]
     params: SamplingParams
     episode: EpisodeInfo
+    weight_version: int | None = None
 
 
 @runtime_checkable

@@ -41,6 +41,9 @@ class Rollout(Frozen):
     task_id: str
     seed: int
     sample: int = 0
+    group_id: str | None = None
+    """The rollouts of one task sampled together (a GRPO group) share it."""
+    group_size: int = 1
     status: Literal["scored", "failed"]
     reward: float | None
     scores: dict[str, float] = Field(default_factory=dict)

@@ -9,7 +9,13 @@ rollouts as they finish::
 It runs inside the caller's event loop (no ``asyncio.run`` here). Each episode runs in
 one task: play → publish EpisodeCompleted → wait for its terminal event (EpisodeScored
 from the verifier pool, or EpisodeFailed) → hand the rollout to its collection. The
-in-flight budget covers that whole span, verification included.
+in-flight budget covers that whole span, verification included; per-environment limits
+(``env_concurrency``) apply under it.
+
+Trainers set ``rt.weight_version`` whenever they publish new weights: every model call
+carries it and every turn records it. With ``max_staleness=N``, a scored episode whose
+oldest turn is more than N versions behind the current one is dropped
+(``on_stale="drop"``) or played again (``on_stale="rerun"``, at most ``MAX_RERUNS`` times).
 """
 
 from __future__ import annotations
@@ -18,10 +24,11 @@ import contextlib
 import itertools
 import time
 import uuid
-from collections.abc import AsyncGenerator, Callable, Iterable
+from collections.abc import AsyncGenerator, Iterable, Mapping
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from types import TracebackType
-from typing import Self
+from typing import Literal, Self
 
 import anyio
 from anyio.abc import TaskGroup
@@ -44,6 +51,7 @@ from gymbus.runtime.events import (
     EpisodeFailed,
     EpisodeScored,
 )
+from gymbus.runtime.jobs import EpisodeJob, JobResult, assemble_groups, is_stale
 from gymbus.runtime.model import EpisodeInfo, Model, SamplingParams
 from gymbus.runtime.rollout import Failure, Rollout, Timing
 from gymbus.runtime.transcript import Transcript
@@ -51,18 +59,15 @@ from gymbus.runtime.users import AuditedUser, UserAudit
 from gymbus.runtime.verification import CompletedEpisode
 from gymbus.runtime.verifier_pool import VerificationJob, VerifierPool
 
+MAX_RERUNS = 3
 
-@dataclass(frozen=True, slots=True)
-class EpisodeJob:
-    """One episode to play. ``build`` makes the spec lazily (when the episode starts), so
-    a long job list costs nothing up front; if it raises, the episode fails with kind
-    ``bad_task``."""
 
-    env: str
-    seed: int
-    build: Callable[[], EpisodeSpec]
-    sample: int = 0
-    episode_id: str | None = None
+@dataclass(slots=True)
+class RuntimeStats:
+    """Counters a trainer may want to log."""
+
+    stale_dropped: int = 0
+    stale_reruns: int = 0
 
 
 @dataclass(slots=True, eq=False)
@@ -89,7 +94,10 @@ class Runtime:
         tool_concurrency: int = 256,
         user_concurrency: int = 64,
         verifier_concurrency: int = 16,
+        env_concurrency: Mapping[str, int] | None = None,
         params: SamplingParams | None = None,
+        max_staleness: int | None = None,
+        on_stale: Literal["drop", "rerun"] = "drop",
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -102,6 +110,13 @@ class Runtime:
             USER_ADDRESS: user_concurrency,
         }
         self._verifier_concurrency = verifier_concurrency
+        self._env_limits = dict(env_concurrency or {})
+        self._env_slots: dict[str, anyio.Semaphore] = {}
+        self.max_staleness = max_staleness
+        self.on_stale = on_stale
+        self.weight_version: int | None = None
+        """The trainer's current policy version (set it when weights change)."""
+        self.stats = RuntimeStats()
         self._live: dict[str, _Live] = {}
         self._ids = itertools.count()
         self._tg: TaskGroup | None = None
@@ -155,29 +170,44 @@ class Runtime:
         """Play ``jobs`` (at most ``concurrency`` at once) and yield each rollout as soon as
         it is scored or failed. Breaking out of the loop cancels the remaining episodes
         (use ``contextlib.aclosing`` to make that prompt)."""
-        if self._tg is None:
-            raise RuntimeError("use the Runtime inside 'async with'")
-        send, receive = anyio.create_memory_object_stream[Rollout](self.concurrency)
-        scope = anyio.CancelScope()
-        errors: list[Exception] = []
-        self._tg.start_soon(self._feed, jobs, send, scope, errors, name="collection-feed")
-        try:
-            async with receive:
-                async for rollout in receive:
-                    yield rollout
-        finally:
-            scope.cancel()
-        if errors:  # a bug (not an infrastructure failure) stopped the collection
-            raise errors[0]
+        async with aclosing(self._results(jobs)) as results:
+            async for result in results:
+                if result.rollout is not None:
+                    yield result.rollout
+
+    async def collect_groups(
+        self, jobs: Iterable[EpisodeJob]
+    ) -> AsyncGenerator[tuple[Rollout, ...], None]:
+        """Like :meth:`collect`, but yield each GRPO group (the jobs sharing a
+        ``group_id``) once all its members are done, ordered by sample."""
+        async with aclosing(self._results(jobs)) as results:
+            async for group in assemble_groups(results):
+                yield group
 
     async def run(self, jobs: Iterable[EpisodeJob]) -> list[Rollout]:
         """Play ``jobs`` and return every rollout (in completion order)."""
         return [rollout async for rollout in self.collect(jobs)]
 
+    async def _results(self, jobs: Iterable[EpisodeJob]) -> AsyncGenerator[JobResult, None]:
+        if self._tg is None:
+            raise RuntimeError("use the Runtime inside 'async with'")
+        send, receive = anyio.create_memory_object_stream[JobResult](self.concurrency)
+        scope = anyio.CancelScope()
+        errors: list[Exception] = []
+        self._tg.start_soon(self._feed, jobs, send, scope, errors, name="collection-feed")
+        try:
+            async with receive:
+                async for result in receive:
+                    yield result
+        finally:
+            scope.cancel()
+        if errors:  # a bug (not an infrastructure failure) stopped the collection
+            raise errors[0]
+
     async def _feed(
         self,
         jobs: Iterable[EpisodeJob],
-        send: MemoryObjectSendStream[Rollout],
+        send: MemoryObjectSendStream[JobResult],
         scope: anyio.CancelScope,
         errors: list[Exception],
     ) -> None:
@@ -192,21 +222,37 @@ class Runtime:
             except Exception as exc:
                 errors.append(exc)
 
-    async def _run_job(self, job: EpisodeJob, send: MemoryObjectSendStream[Rollout]) -> None:
+    async def _run_job(self, job: EpisodeJob, send: MemoryObjectSendStream[JobResult]) -> None:
         episode_id = job.episode_id or f"{uuid.uuid4().hex[:12]}-{next(self._ids)}"
-        started_at = time.time()
         try:
-            rollout = await self._play(job, episode_id, started_at)
+            async with self._env_slot(job.env):
+                rollout: Rollout | None = None
+                for attempt in range(MAX_RERUNS + 1):
+                    rollout = await self._play(job, episode_id, time.time())
+                    if not is_stale(rollout, self.weight_version, self.max_staleness):
+                        break
+                    if self.on_stale == "drop" or attempt == MAX_RERUNS:
+                        self.stats.stale_dropped += 1
+                        rollout = None
+                        break
+                    self.stats.stale_reruns += 1
             # the consumer may have stopped listening
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
-                await send.send(rollout)
+                await send.send(JobResult(job, rollout))
         finally:
-            self._live.pop(episode_id, None)
             assert self._budget is not None
             self._budget.release()
 
+    def _env_slot(self, env: str) -> anyio.Semaphore | contextlib.nullcontext[None]:
+        limit = self._env_limits.get(env)
+        if limit is None:
+            return contextlib.nullcontext()
+        slot = self._env_slots.get(env)
+        if slot is None:
+            slot = self._env_slots[env] = anyio.Semaphore(limit, fast_acquire=True)
+        return slot
+
     async def _play(self, job: EpisodeJob, episode_id: str, started_at: float) -> Rollout:
-        bus = self.bus
         try:
             spec = job.build()
         except Exception as exc:
@@ -216,6 +262,8 @@ class Runtime:
                 task_id=f"{job.env}/{job.seed}",
                 seed=job.seed,
                 sample=job.sample,
+                group_id=job.group_id,
+                group_size=job.group_size,
                 status="failed",
                 reward=None,
                 failure=Failure(kind="bad_task", message=f"could not build the task: {exc!r}"),
@@ -228,7 +276,21 @@ class Runtime:
         if spec.params is not None:
             params = params.model_copy(update=spec.params.model_dump(exclude_unset=True))
         live = self._live[episode_id] = _Live(spec, EpisodeOutcome(Transcript(spec.messages)))
-        outcome = live.outcome = await play_episode(bus, spec, info, params)
+        try:
+            return await self._finish(job, info, live, params, started_at)
+        finally:
+            self._live.pop(episode_id, None)
+
+    async def _finish(
+        self,
+        job: EpisodeJob,
+        info: EpisodeInfo,
+        live: _Live,
+        params: SamplingParams,
+        started_at: float,
+    ) -> Rollout:
+        bus, spec, episode_id = self.bus, live.spec, info.episode_id
+        outcome = live.outcome = await play_episode(bus, spec, info, params, self._current_version)
         if outcome.failure_kind is None and isinstance(spec.user, AuditedUser):
             live.audit = await _audit(spec.user, outcome)
         event: AnyEvent
@@ -263,6 +325,8 @@ class Runtime:
             task_id=info.task_id,
             seed=job.seed,
             sample=job.sample,
+            group_id=job.group_id,
+            group_size=job.group_size,
             status="scored" if scored else "failed",
             reward=terminal.reward if isinstance(terminal, EpisodeScored) else None,
             scores=terminal.scores if isinstance(terminal, EpisodeScored) else {},
@@ -285,6 +349,9 @@ class Runtime:
                 verify_s=live.verify_s,
             ),
         )
+
+    def _current_version(self) -> int | None:
+        return self.weight_version
 
     # -- observers ------------------------------------------------------------------------
     def _verification_job(self, episode_id: str) -> VerificationJob | None:

@@ -115,3 +115,15 @@ async def test_token_ids_and_logprobs_reach_the_rollout_exactly_as_served() -> N
     assert generation.logprobs is not None
     assert [lp.token for lp in generation.logprobs] == answer.text.split()
     assert generation.prompt_token_ids  # the server's prompt ids are kept too
+
+
+async def test_the_weight_version_is_sent_with_every_request_and_recorded() -> None:
+    env = gymbus.envs.load("retail-orders", difficulty="easy")
+    async with OpenAIServer(policy=retail_solver_policy) as server, HTTPClient() as client:
+        async with gymbus.Runtime(_model("chat", server, client)) as rt:
+            rt.weight_version = 42
+            [rollout] = await rt.run(gymbus.episode_jobs(env, [1]))
+        headers = [r.headers.get("X-Weight-Version") for r in server.requests]
+    assert headers == ["42"] * 4
+    turns = [m for m in rollout.messages if isinstance(m, AssistantMessage)]
+    assert [m.generation.weight_version for m in turns if m.generation] == ["42"] * 4

@@ -6,8 +6,10 @@ from typing import Annotated
 
 import typer
 
+from gymbus.cli.collect_cmd import collect
 from gymbus.cli.envs_cmd import envs
 from gymbus.cli.init_cmd import init
+from gymbus.cli.report_cmd import report
 from gymbus.cli.run_cmd import run
 from gymbus.cli.selftest_cmd import selftest
 from gymbus.runtime.logs import configure_logging
@@ -38,8 +40,10 @@ def _options(
 
 app.command("envs")(envs)
 app.command("run")(run)
+app.command("collect")(collect)
 app.command("test")(selftest)
 app.command("init")(init)
+app.command("report")(report)
 
 
 def main() -> None:

@@ -11,8 +11,9 @@ from gymbus.envs.verifiers.state import (
 )
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import VerifierError
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.messages import AssistantMessage, UserMessage
-from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.verification import CompletedEpisode, Verifier

@@ -18,9 +18,10 @@ from gymbus.envs.users import (
 )
 from gymbus.envs.verifiers import ExactMatchVerifier
 from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AnyMessage, AssistantMessage, ToolCall, UserMessage
-from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.users import EndEpisode, UserSimulator, UserTurn

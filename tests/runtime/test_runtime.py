@@ -11,10 +11,11 @@ import anyio
 import pytest
 
 from gymbus.runtime.errors import ModelConnectionError
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AssistantMessage, Generation, ToolMessage, Usage, UserMessage
 from gymbus.runtime.model import ModelRequest
-from gymbus.runtime.runtime import EpisodeJob, Runtime
+from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.users import EndEpisode, UserAudit, UserTurn

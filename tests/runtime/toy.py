@@ -7,6 +7,7 @@ from functools import partial
 from typing import Any
 
 from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -17,7 +18,6 @@ from gymbus.runtime.messages import (
     UserMessage,
 )
 from gymbus.runtime.model import ModelRequest
-from gymbus.runtime.runtime import EpisodeJob
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
 from gymbus.runtime.users import UserSimulator
