@@ -11,6 +11,7 @@ messages.
 from __future__ import annotations
 
 import email.utils
+import io
 import os
 import random
 import re
@@ -250,7 +251,7 @@ class HTTPClient:
             status: int | None = None
             try:
                 async with session.post(
-                    url, data=body, headers=headers, timeout=client_timeout
+                    url, data=_payload(body), headers=headers, timeout=client_timeout
                 ) as response:
                     status = response.status
                     raw = await response.read()
@@ -300,6 +301,16 @@ def _parse_object(raw: bytes, url: str) -> dict[str, Any]:
             f"POST {safe_url(url)} returned JSON {type(data).__name__}, expected an object"
         )
     return data
+
+
+_STREAM_ABOVE = 1 << 20
+
+
+def _payload(body: bytes) -> bytes | io.BytesIO:
+    """Bodies over 1 MiB (long-context prompts) are streamed in chunks so that writing
+    them never blocks the event loop; BytesIO shares the bytes' buffer (no copy). A
+    fresh one per attempt, since a stream is consumed by sending it."""
+    return body if len(body) <= _STREAM_ABOVE else io.BytesIO(body)
 
 
 LOOPBACK_ONLY_ENV = "GYMBUS_LOOPBACK_ONLY"

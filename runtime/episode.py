@@ -24,6 +24,12 @@ from gymbus.runtime.actors import (
     UserCall,
 )
 from gymbus.runtime.bus import Bus
+from gymbus.runtime.context import (
+    ContextEvent,
+    ContextExhaustedError,
+    ContextView,
+    ContextWindow,
+)
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import FailureKind, InfraError
 from gymbus.runtime.events import (
@@ -51,6 +57,7 @@ class EpisodeOutcome:
     user_usage: Usage = field(default_factory=Usage)
     user_cost_usd: float = 0.0
     user_s: float = 0.0
+    context_events: list[ContextEvent] = field(default_factory=list)
     policy_turns: int = 0
     model_s: float = 0.0
     tool_s: float = 0.0
@@ -60,7 +67,7 @@ class EpisodeOutcome:
 class _Play:
     """Mutable state of one running episode (private to :func:`play_episode`)."""
 
-    __slots__ = ("bus", "info", "outcome", "params", "spec", "version")
+    __slots__ = ("bus", "context", "info", "outcome", "params", "spec", "version")
 
     def __init__(
         self,
@@ -69,8 +76,10 @@ class _Play:
         info: EpisodeInfo,
         params: SamplingParams,
         version: Callable[[], int | None],
+        context: ContextWindow | None,
     ) -> None:
         self.version = version
+        self.context = ContextView(context, info) if context is not None else None
         self.bus = bus
         self.spec = spec
         self.info = info
@@ -91,8 +100,13 @@ class _Play:
 
     async def policy_turn(self) -> None:
         outcome, spec = self.outcome, self.spec
+        conversation = outcome.transcript
+        if self.context is not None:  # what the policy sees, when it outgrows its window
+            conversation, event = await self.context.prepare(conversation, outcome.policy_turns)
+            if event is not None:
+                outcome.context_events.append(event)
         request = ModelRequest(
-            outcome.transcript, spec.tools.specs, self.params, self.info, self.version()
+            conversation, spec.tools.specs, self.params, self.info, self.version()
         )
         started = time.perf_counter()
         message: AssistantMessage = await self.bus.ask(
@@ -179,7 +193,12 @@ class _Play:
                 limits=spec.limits,
             )
             if turn.speaker == "policy":
-                await self.policy_turn()
+                try:
+                    await self.policy_turn()
+                except ContextExhaustedError as exhausted:
+                    outcome.context_events.append(exhausted.event)
+                    outcome.stop_reason = "context_window"
+                    return
             elif turn.speaker == "tools":
                 last = outcome.transcript.last
                 assert isinstance(last, AssistantMessage)
@@ -204,11 +223,12 @@ async def play_episode(
     info: EpisodeInfo,
     params: SamplingParams,
     version: Callable[[], int | None] = _no_version,
+    context: ContextWindow | None = None,
 ) -> EpisodeOutcome:
     """Play one episode to its end. Never raises for infrastructure failures: they are
     returned in the outcome (kind and message). Outside cancellation propagates.
     ``version()`` is read at each policy turn (the trainer may bump it meanwhile)."""
-    play = _Play(bus, spec, info, params, version)
+    play = _Play(bus, spec, info, params, version, context)
     started = time.perf_counter()
     if bus.wants("episode_started"):
         await bus.publish(

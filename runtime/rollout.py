@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from gymbus.runtime.context import ContextEvent
 from gymbus.runtime.errors import FailureKind
 from gymbus.runtime.messages import Frozen, Message, Usage
 from gymbus.runtime.tokens import TokenView, token_view
@@ -60,6 +61,8 @@ class Rollout(Frozen):
     user_cost_usd: float = 0.0
     """Cost of the LLM-backed user's calls, when its prices are known."""
     user_audit: UserAudit | None = None
+    context_events: tuple[ContextEvent, ...] = ()
+    """Each time the policy's view was trimmed to fit its context window."""
     timing: Timing
 
     def tokens(self) -> TokenView | None:

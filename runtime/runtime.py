@@ -43,6 +43,7 @@ from gymbus.runtime.actors import (
     UserHost,
 )
 from gymbus.runtime.bus import Bus
+from gymbus.runtime.context import ContextWindow
 from gymbus.runtime.episode import EpisodeOutcome, play_episode
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.events import (
@@ -98,6 +99,7 @@ class Runtime:
         params: SamplingParams | None = None,
         max_staleness: int | None = None,
         on_stale: Literal["drop", "rerun"] = "drop",
+        context: ContextWindow | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -114,6 +116,7 @@ class Runtime:
         self._env_slots: dict[str, anyio.Semaphore] = {}
         self.max_staleness = max_staleness
         self.on_stale = on_stale
+        self.context = context
         self.weight_version: int | None = None
         """The trainer's current policy version (set it when weights change)."""
         self.stats = RuntimeStats()
@@ -290,7 +293,9 @@ class Runtime:
         started_at: float,
     ) -> Rollout:
         bus, spec, episode_id = self.bus, live.spec, info.episode_id
-        outcome = live.outcome = await play_episode(bus, spec, info, params, self._current_version)
+        outcome = live.outcome = await play_episode(
+            bus, spec, info, params, self._current_version, self.context
+        )
         if outcome.failure_kind is None and isinstance(spec.user, AuditedUser):
             live.audit = await _audit(spec.user, outcome)
         event: AnyEvent
@@ -340,6 +345,7 @@ class Runtime:
             user_usage=outcome.user_usage,
             user_cost_usd=outcome.user_cost_usd,
             user_audit=live.audit,
+            context_events=tuple(outcome.context_events),
             timing=Timing(
                 started_at=started_at,
                 wall_s=outcome.wall_s + live.verify_s,

@@ -205,7 +205,7 @@ class OpenAIServer:
         self.requests: list[RecordedRequest] = []
         self.faults: deque[Fault] = deque()
         self._calls = 0
-        app = web.Application()
+        app = web.Application(client_max_size=64 * 2**20)  # 1M-token prompts are ~4 MB
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/responses", self._responses)
         self._server = TestServer(app, host="127.0.0.1", handler_cancellation=True)

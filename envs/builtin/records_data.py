@@ -13,8 +13,10 @@ designated distractors, every one with a different value of the asked field:
 - ``namesake``: another employee of the same office with the same name, with higher
   revision numbers and later dates.
 
-Filler employees make up the rest of the token budget. Sizes are estimated with
-:func:`approx_tokens` (about 4 characters per token; nothing is downloaded).
+Filler employees make up the rest of the token budget. Sizes are counted with OpenAI's
+o200k_base encoding (:mod:`gymbus.runtime.tokenizer`, shipped with gymbus: nothing is
+downloaded); the budget sums per-line counts, and ``prompt_tokens`` records the exact
+count of the whole prompt.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import orjson
 
 from gymbus.envs.base import Difficulty
 from gymbus.runtime.messages import Frozen
+from gymbus.runtime.tokenizer import count_tokens
 
 DIFFICULTIES: tuple[Difficulty, ...] = get_args(Difficulty)
 
@@ -39,7 +42,6 @@ DistractorKind = Literal[
 Position = Literal["beginning", "middle", "end"]
 POSITIONS: tuple[Position, ...] = get_args(Position)
 
-CHARS_PER_TOKEN = 4
 DEFAULT_CONTEXT_TOKENS: dict[Difficulty, int] = {"easy": 8_000, "medium": 32_000, "hard": 128_000}
 
 # Where, as a fraction of the log, the current revision of the asked employee is put.
@@ -48,12 +50,6 @@ _DEPTHS: dict[Position, tuple[float, float]] = {
     "middle": (0.36, 0.64),
     "end": (0.70, 0.96),
 }
-
-
-def approx_tokens(text: str) -> int:
-    """Estimated token count of ``text``: one token per 4 characters (rounded up), the
-    usual rule of thumb for BPE tokenizers on English and JSON; no tokenizer is loaded."""
-    return -(-len(text) // CHARS_PER_TOKEN)
 
 
 class Revision(Frozen):
@@ -88,7 +84,7 @@ class NeedleTask(Frozen):
 
     difficulty: Difficulty
     context_tokens: int  # the requested size
-    approx_tokens: int  # the size of the generated prompt (see approx_tokens)
+    prompt_tokens: int  # the size of the generated prompt in o200k tokens
     field: Field
     badge: str
     office: str
@@ -310,11 +306,11 @@ def generate(seed: int, difficulty: Difficulty, context_tokens: int | None = Non
 
     # Fillers: other employees, never the asked badge or name, until the budget is spent.
     special = [current, *(r for _, r in decoys)]
-    overhead = len(render_prompt((), field, badge, name, office))
-    used = overhead + sum(len(r.line()) + 1 for r in special)
+    overhead = count_tokens(render_prompt((), field, badge, name, office))
+    used = overhead + sum(count_tokens(r.line() + "\n") for r in special)
     fillers: list[Revision] = []
     badges_in_use = {(r.office, r.badge) for r in special}
-    while used < budget * CHARS_PER_TOKEN:
+    while used < budget:
         filler_number, filler_office = rng.randrange(1000, 10000), rng.choice(offices)
         filler_badge = f"B-{filler_number}"
         if filler_number in taken or (filler_office, filler_badge) in badges_in_use:
@@ -326,7 +322,7 @@ def generate(seed: int, difficulty: Difficulty, context_tokens: int | None = Non
         )  # fmt: skip
         for revision in history:
             fillers.append(revision)
-            used += len(revision.line()) + 1
+            used += count_tokens(revision.line() + "\n")
     rng.shuffle(fillers)
 
     # Place the current revision at the drawn depth, then the decoys around it.
@@ -352,7 +348,7 @@ def generate(seed: int, difficulty: Difficulty, context_tokens: int | None = Non
     return NeedleTask(
         difficulty=difficulty,
         context_tokens=budget,
-        approx_tokens=approx_tokens(prompt),
+        prompt_tokens=count_tokens(prompt),
         field=field,
         badge=badge,
         office=office,

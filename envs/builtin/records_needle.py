@@ -1,7 +1,7 @@
 """``records-needle``: find one field of one precisely specified employee in a long revision
 log full of look-alikes (capability: information relevance).
 
-The prompt is one long user message (≈8k / 32k / 128k estimated tokens for easy / medium /
+The prompt is one long user message (≈8k / 32k / 128k o200k tokens for easy / medium /
 hard; ``context_tokens=`` overrides): an unsorted dump of HR record revisions and, at the
 end, a question such as "What is the current `salary_band` of the employee with badge
 B-4412 (Marta Sousa) in the Lisbon office, per the most recent revision?". Answering needs

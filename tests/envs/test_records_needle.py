@@ -13,7 +13,6 @@ from gymbus.envs.builtin.records_data import (
     LOG_END,
     LOG_START,
     NeedleTask,
-    approx_tokens,
 )
 from gymbus.envs.builtin.records_needle import RecordsNeedle, RecordsNeedleSolver, field_extractor
 from gymbus.envs.metadata import EnvMetadata
@@ -22,6 +21,7 @@ from gymbus.runtime.errors import BadTaskError, ConfigError
 from gymbus.runtime.messages import AssistantMessage, UserMessage
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
+from gymbus.runtime.tokenizer import count_tokens
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.verification import CompletedEpisode, Score
 
@@ -29,9 +29,9 @@ pytestmark = pytest.mark.anyio
 
 # sha256 of RecordsNeedle(difficulty=d).task(7).model_dump_json(): changes only on purpose.
 GOLDEN = {
-    "easy": "6022318e9b4849175ca8900efc01526fb886e2dc35fb751803db3be58203721b",
-    "medium": "96c397c3c5ff3df7196864bdd7994adf123d25953aa968e50145766824fa5c4d",
-    "hard": "c397225246037b5ff078243834a96856bb5ab6a41396933d1826a2ebd694c4db",
+    "easy": "5a6548fdc0510c0cdbf7d6989e405f17b3a80a38b85ab16b0d99aa887d6a6262",
+    "medium": "eeeb929b1cf4607d5cad8e8245cd1f67e6cb77389a23882b540a19f49347daf9",
+    "hard": "886ef16c24b8bb29e06f91cfca628062c37a3cd62a7c7259ab0f0016a2784e63",
 }
 
 
@@ -86,16 +86,15 @@ def test_prompt_size_follows_difficulty(difficulty: str) -> None:
     data = data_of(task_for(difficulty, 1))
     target = DEFAULT_CONTEXT_TOKENS[difficulty]  # type: ignore[index]
     assert data.context_tokens == target
-    assert target <= data.approx_tokens <= target * 1.02
+    assert target * 0.99 <= data.prompt_tokens <= target * 1.02  # real o200k tokens
     prompt = spec_for(difficulty, 1).messages[1].text
-    assert approx_tokens(prompt) == data.approx_tokens
+    assert count_tokens(prompt) == data.prompt_tokens
 
 
 def test_context_tokens_overrides_the_size() -> None:
     data = data_of(task_for("easy", 0, context_tokens=20_000))
     assert data.context_tokens == 20_000
-    assert 20_000 <= data.approx_tokens <= 20_400
-    assert approx_tokens("abcde") == 2
+    assert 19_800 <= data.prompt_tokens <= 20_400
 
 
 @pytest.mark.parametrize("value", [10, 5_000_000, "8000", True, 8000.0])
