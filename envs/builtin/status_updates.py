@@ -61,9 +61,11 @@ def generate(seed: int, difficulty: str) -> dict[str, Any]:
     asked = rng.randrange(1000, 9000)
     twins = {asked + 1, asked - 1, asked + 10}  # ids one digit away: distractors
     others = set(rng.sample(range(1000, 9999), n_ships * 2)) - {asked} - twins
-    ids = [f"SHP-{asked}"] + [f"SHP-{i}" for i in sorted(twins)] + [
-        f"SHP-{i}" for i in sorted(others)[: n_ships - 1 - len(twins)]
-    ]
+    ids = (
+        [f"SHP-{asked}"]
+        + [f"SHP-{i}" for i in sorted(twins)]
+        + [f"SHP-{i}" for i in sorted(others)[: n_ships - 1 - len(twins)]]
+    )
     messages: list[str] = []
     history: dict[str, list[tuple[int, str]]] = {sid: [] for sid in ids}
     retracted: set[int] = set()
