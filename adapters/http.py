@@ -16,7 +16,7 @@ import os
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, NamedTuple, Self
@@ -224,13 +224,14 @@ class HTTPClient:
     async def post_json(
         self,
         url: str,
-        body: bytes,
+        body: bytes | Sequence[bytes],
         headers: Mapping[str, str],
         *,
         retry: RetryPolicy | None = None,
         request_timeout: float | None = None,
     ) -> HTTPResult:
-        """POST ``body`` (JSON bytes) and return the JSON object the server answered.
+        """POST ``body`` (JSON bytes, or its chunks in order) and return the JSON object
+        the server answered.
 
         Raises :class:`ModelHTTPError` (non-retryable status at once, retryable ones when
         attempts run out), :class:`ModelConnectionError` (connection failures and
@@ -304,13 +305,41 @@ def _parse_object(raw: bytes, url: str) -> dict[str, Any]:
 
 
 _STREAM_ABOVE = 1 << 20
+_CHUNK = 1 << 16
 
 
-def _payload(body: bytes) -> bytes | io.BytesIO:
-    """Bodies over 1 MiB (long-context prompts) are streamed in chunks so that writing
-    them never blocks the event loop; BytesIO shares the bytes' buffer (no copy). A
-    fresh one per attempt, since a stream is consumed by sending it."""
-    return body if len(body) <= _STREAM_ABOVE else io.BytesIO(body)
+def _payload(body: bytes | Sequence[bytes]) -> bytes | io.BytesIO | AsyncIterator[bytes]:
+    """What aiohttp sends for ``body`` (a fresh one per attempt: a stream is consumed).
+
+    Bodies up to 1 MiB go as one bytes object. Larger ones (long-context prompts) are
+    streamed, so writing them never blocks the event loop: one bytes object through a
+    BytesIO (which shares its buffer), or a list of chunks — the adapters' per-message
+    cached encodings — without concatenating them (small chunks are grouped).
+    """
+    if isinstance(body, bytes):
+        return body if len(body) <= _STREAM_ABOVE else io.BytesIO(body)
+    if sum(len(chunk) for chunk in body) <= _STREAM_ABOVE:
+        return b"".join(body)
+    return _stream(body)
+
+
+async def _stream(chunks: Sequence[bytes]) -> AsyncIterator[bytes]:
+    pending: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        if len(chunk) >= _CHUNK:
+            if pending:
+                yield b"".join(pending)
+                pending, size = [], 0
+            yield chunk
+            continue
+        pending.append(chunk)
+        size += len(chunk)
+        if size >= _CHUNK:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
 
 
 LOOPBACK_ONLY_ENV = "GYMBUS_LOOPBACK_ONLY"
@@ -365,7 +394,9 @@ class ModelEndpoint:
     def __repr__(self) -> str:
         return f"ModelEndpoint({safe_url(self.url)!r})"
 
-    async def post(self, body: bytes, headers: Mapping[str, str] | None = None) -> HTTPResult:
+    async def post(
+        self, body: bytes | Sequence[bytes], headers: Mapping[str, str] | None = None
+    ) -> HTTPResult:
         """POST ``body``; ``headers`` are added to this request only."""
         merged = {**self._headers, **headers} if headers else self._headers
         return await self.client.post_json(

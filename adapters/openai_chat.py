@@ -7,7 +7,7 @@ the tools once per tools tuple and the sampling fields once per ``SamplingParams
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Literal, Self
 
@@ -17,11 +17,12 @@ from pydantic import ValidationError
 from gymbus.adapters.http import HTTPClient, HTTPResult, ModelEndpoint, RetryPolicy, safe_url
 from gymbus.runtime.errors import ConfigError, ModelResponseError, WireFormatError
 from gymbus.runtime.media import MediaStore
+from gymbus.runtime.media_frames import DEFAULT_MAX_FRAMES, VideoMode, frames_limit
 from gymbus.runtime.messages import AssistantMessage, Generation
 from gymbus.runtime.model import ModelRequest, SamplingParams
 from gymbus.runtime.tools import ToolSpec
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.wire_chat import chat_messages_json, from_chat, tool_specs_to_chat
+from gymbus.runtime.wire_chat import chat_message_bytes, from_chat, tool_specs_to_chat
 
 __all__ = ["OpenAIAdapter", "OpenAIChat", "merge_params"]
 
@@ -145,7 +146,10 @@ class OpenAIAdapter:
         retry: RetryPolicy | None = None,
         timeout: float | None = None,
         media: MediaStore | None = None,
+        video: VideoMode = "video_url",
+        max_frames: int = DEFAULT_MAX_FRAMES,
     ) -> None:
+        self._frames = frames_limit(video, max_frames)  # None: videos go as video_url
         self._model = model
         self._endpoint = ModelEndpoint(
             base_url.rstrip("/") + self._PATH,
@@ -215,23 +219,35 @@ class OpenAIAdapter:
             cached = self._params_cache.put(params, json_fragment(fields))
         return cached
 
-    def request_body(self, request: ModelRequest) -> bytes:
-        """The JSON body for ``request`` (exposed for inspection and benchmarks)."""
-        return b"".join(
-            (
-                self._head,
-                self._MESSAGES_KEY,
-                self._messages_json(request.conversation),
-                self._tools_fragment(request.tools),
-                self._params_fragment(request.params),
-                b"}",
-            )
+    def request_parts(self, request: ModelRequest) -> list[bytes]:
+        """The JSON body for ``request`` as a list of chunks: the envelope and each
+        message's cached encoding, never concatenated here — a long-context body goes
+        out without copying the history (see ``HTTPClient.post_json``)."""
+        parts = [self._head + self._MESSAGES_KEY + b"["]
+        first = True
+        for chunk in self._message_chunks(request.conversation):
+            if not chunk:
+                continue
+            if not first:
+                parts.append(b",")
+            parts.append(chunk)
+            first = False
+        parts.append(
+            b"]"
+            + self._tools_fragment(request.tools)
+            + self._params_fragment(request.params)
+            + b"}"
         )
+        return parts
+
+    def request_body(self, request: ModelRequest) -> bytes:
+        """The JSON body for ``request`` as one bytes object (inspection, benchmarks)."""
+        return b"".join(self.request_parts(request))
 
     async def generate(self, request: ModelRequest) -> AssistantMessage:
         version = request.weight_version
         headers = None if version is None else {WEIGHT_VERSION_HEADER: str(version)}
-        result = await self._endpoint.post(self.request_body(request), headers)
+        result = await self._endpoint.post(self.request_parts(request), headers)
         return self.parse_response(result)
 
     @staticmethod
@@ -253,7 +269,8 @@ class OpenAIAdapter:
     # -- what each API writes its own way -----------------------------------------------
     _MESSAGES_KEY = b""
 
-    def _messages_json(self, conversation: Transcript) -> bytes:
+    def _message_chunks(self, conversation: Transcript) -> Iterator[bytes]:
+        """Each message's cached wire encoding (empty when it writes nothing)."""
         raise NotImplementedError
 
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
@@ -281,6 +298,11 @@ class OpenAIChat(OpenAIAdapter):
     ``timeout`` (seconds per attempt) and ``retry`` default to the client's (120 s, 5
     attempts). Tools and params are encoded once per object identity, so pass the same
     ``ToolSpec`` tuple (e.g. ``Toolbox.specs``) and ``SamplingParams`` across calls.
+
+    Videos are sent as vLLM ``video_url`` parts. For a server without video input pass
+    ``video="frames"``: a stored animated GIF/WebP/PNG is then sent as up to ``max_frames``
+    (default 8) evenly sampled PNG frames, as ``image_url`` parts; a video by URL, or in
+    a format Pillow cannot decode (MP4, WebM), raises :class:`WireFormatError`.
     """
 
     _PATH = "/chat/completions"
@@ -298,6 +320,8 @@ class OpenAIChat(OpenAIAdapter):
         timeout: float | None = None,
         media: MediaStore | None = None,
         max_tokens_field: Literal["max_completion_tokens", "max_tokens"] = "max_completion_tokens",
+        video: VideoMode = "video_url",
+        max_frames: int = DEFAULT_MAX_FRAMES,
     ) -> None:
         self._max_tokens_field = max_tokens_field
         super().__init__(
@@ -309,12 +333,15 @@ class OpenAIChat(OpenAIAdapter):
             retry=retry,
             timeout=timeout,
             media=media,
+            video=video,
+            max_frames=max_frames,
         )
 
     _MESSAGES_KEY = b',"messages":'
 
-    def _messages_json(self, conversation: Transcript) -> bytes:
-        return chat_messages_json(conversation, self.media)
+    def _message_chunks(self, conversation: Transcript) -> Iterator[bytes]:
+        media, frames = self.media, self._frames
+        return (chat_message_bytes(m, media, frames=frames) for m in conversation)
 
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         return orjson.dumps(tool_specs_to_chat(tools))

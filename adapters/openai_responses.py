@@ -1,12 +1,13 @@
 """OpenAI Responses API adapter (``POST {base_url}/responses``).
 
 Stateless by default (``store: false``, the whole conversation is sent as ``input``).
-Each message's items are encoded once and cached on the message.
+Each message's items are encoded once and cached on the message
+(:func:`~gymbus.runtime.wire_responses.responses_message_bytes`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import orjson
@@ -21,32 +22,21 @@ from gymbus.adapters.openai_chat import (
 )
 from gymbus.runtime.errors import ConfigError, ModelResponseError, WireFormatError
 from gymbus.runtime.media import MediaStore
-from gymbus.runtime.messages import AnyMessage, AssistantMessage
+from gymbus.runtime.media_frames import DEFAULT_MAX_FRAMES, VideoMode
+from gymbus.runtime.messages import AssistantMessage
 from gymbus.runtime.model import SamplingParams
 from gymbus.runtime.tools import ToolSpec
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.wire_responses import from_responses, to_responses, tool_specs_to_responses
+from gymbus.runtime.wire_responses import (
+    from_responses,
+    responses_message_bytes,
+    tool_specs_to_responses,
+)
 
 __all__ = ["OpenAIResponses"]
 
 _LOGPROBS_INCLUDE = "message.output_text.logprobs"
 _INCOMPLETE_REASONS = {"max_output_tokens": "length", "content_filter": "content_filter"}
-
-
-def _items_bytes(message: AnyMessage, media: MediaStore, where: str) -> bytes:
-    """The message's input items as comma-joined JSON (no brackets), cached on it."""
-    return message.cached(
-        "responses.items", lambda: orjson.dumps(to_responses(message, media, where))[1:-1]
-    )
-
-
-def input_json(conversation: Transcript, media: MediaStore) -> bytes:
-    """The ``input`` array for a conversation, joined from per-message cached bytes."""
-    return (
-        b"["
-        + b",".join([_items_bytes(m, media, f"input[{i}]") for i, m in enumerate(conversation)])
-        + b"]"
-    )
 
 
 class OpenAIResponses(OpenAIAdapter):
@@ -58,6 +48,11 @@ class OpenAIResponses(OpenAIAdapter):
     ``seed`` and ``stop`` are not OpenAI Responses parameters; they are sent when set
     (vLLM accepts them, OpenAI answers 400). ``return_token_ids`` is a vLLM Chat
     Completions feature and raises :class:`ConfigError` here.
+
+    The Responses API has no audio or video input: such parts raise
+    :class:`WireFormatError`, except that with ``video="frames"`` a stored animated
+    GIF/WebP/PNG video is sent as up to ``max_frames`` (default 8) evenly sampled frames,
+    as ``input_image`` parts.
     """
 
     _PATH = "/responses"
@@ -75,6 +70,8 @@ class OpenAIResponses(OpenAIAdapter):
         timeout: float | None = None,
         media: MediaStore | None = None,
         store: bool = False,
+        video: VideoMode = "video_url",
+        max_frames: int = DEFAULT_MAX_FRAMES,
     ) -> None:
         self._store = store
         super().__init__(
@@ -86,12 +83,18 @@ class OpenAIResponses(OpenAIAdapter):
             retry=retry,
             timeout=timeout,
             media=media,
+            video=video,
+            max_frames=max_frames,
         )
 
     _MESSAGES_KEY = b',"input":'
 
-    def _messages_json(self, conversation: Transcript) -> bytes:
-        return input_json(conversation, self.media)
+    def _message_chunks(self, conversation: Transcript) -> Iterator[bytes]:
+        media, frames = self.media, self._frames
+        return (
+            responses_message_bytes(m, media, frames=frames, where=f"input[{i}]")
+            for i, m in enumerate(conversation)
+        )
 
     def _encode_tools(self, tools: Sequence[ToolSpec]) -> bytes:
         return orjson.dumps(tool_specs_to_responses(tools))

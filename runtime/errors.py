@@ -25,7 +25,9 @@
         ├── ConfigError                bad option, file or value
         ├── UnknownEnvironmentError
         ├── MetadataError              environment metadata invalid
-        └── WireFormatError            a message cannot be written in a wire format
+        ├── WireFormatError            a message cannot be written in a wire format
+        └── BadMediaError              media bytes empty, too large, corrupt or not of
+                                       their declared type
 
 Error messages never contain secrets: adapters pass URLs and statuses, not headers.
 """
@@ -138,3 +140,7 @@ class MetadataError(InputError):
 
 class WireFormatError(InputError):
     pass
+
+
+class BadMediaError(InputError):
+    """Media given to a :class:`~gymbus.runtime.media.MediaStore` that it will not store."""

@@ -9,6 +9,10 @@ Shapes written:
   parts: ``text``, ``image_url`` (``url`` is a ``data:`` URI for stored media, ``detail``
   only when set), ``input_audio`` (base64 + ``wav``/``mp3``) for stored WAV/MP3 audio,
   ``audio_url`` (vLLM) for other audio and audio by URL, ``video_url`` (vLLM) for video;
+- with ``frames=N`` (for servers without video input) a stored animated GIF/WebP/PNG
+  video is written instead as up to N ``image_url`` parts, PNG frames sampled evenly
+  (:mod:`.media_frames`; the frames are stored media too, so their encodings are cached).
+  That is one-way: the frames read back as image parts;
 - an assistant message omits ``content`` when it has none, and writes ``tool_calls``
   (``arguments`` verbatim), ``refusal`` and ``reasoning`` only when set. ``reasoning`` is
   vLLM's field for interleaved thinking (it was ``reasoning_content`` before vLLM 0.11 and
@@ -23,7 +27,8 @@ stored media (so a URL part holding a data URI reads back as a stored-media part
 media types ``audio/x-wav``/``audio/wave``/``audio/mp3`` are written as ``wav``/``mp3`` and
 read back as ``audio/wav``/``audio/mpeg``; refusal content parts are joined into
 ``refusal``. Unknown keys are ignored (servers add their own); a wrong role, part type or
-shape raises :class:`WireFormatError` naming the field path.
+shape, or media the store refuses (:class:`BadMediaError`: corrupt, mistyped, too large),
+raises :class:`WireFormatError` naming the field path.
 """
 
 from __future__ import annotations
@@ -34,7 +39,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import ValidationError
 
-from gymbus.runtime.errors import WireFormatError
+from gymbus.runtime.errors import BadMediaError, WireFormatError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import (
     AnyMessage,
@@ -83,6 +88,16 @@ def _media_url(part: ImagePart | AudioPart | VideoPart, media: MediaStore) -> st
     return part.url
 
 
+def _video_frames(part: VideoPart, media: MediaStore, max_frames: int) -> tuple[MediaRef, ...]:
+    """The stored frames a video part is written as in frames mode."""
+    if part.media is None:
+        raise WireFormatError(
+            f"a video by URL ({part.url!r:.60}) cannot be sent as frames: frames are decoded "
+            "from stored media (put the video's bytes in the media store)"
+        )
+    return media.frames(part.media, max_frames)
+
+
 def _part_to_chat(part: ContentPart, media: MediaStore) -> dict[str, Any]:
     if isinstance(part, TextPart):
         return {"type": "text", "text": part.text}
@@ -104,20 +119,34 @@ def _part_to_chat(part: ContentPart, media: MediaStore) -> dict[str, Any]:
     return {"type": "video_url", "video_url": {"url": _media_url(part, media)}}
 
 
-def _content_to_chat(content: tuple[ContentPart, ...], media: MediaStore) -> str | list[Any]:
+def _content_to_chat(
+    content: tuple[ContentPart, ...], media: MediaStore, frames: int | None
+) -> str | list[Any]:
     if len(content) == 1:
         only = content[0]
         if isinstance(only, TextPart):
             return only.text
-    return [_part_to_chat(p, media) for p in content]
+    if frames is None:
+        return [_part_to_chat(p, media) for p in content]
+    parts: list[Any] = []
+    for part in content:
+        if isinstance(part, VideoPart):
+            parts.extend(
+                {"type": "image_url", "image_url": {"url": media.data_uri(ref)}}
+                for ref in _video_frames(part, media, frames)
+            )
+        else:
+            parts.append(_part_to_chat(part, media))
+    return parts
 
 
-def to_chat(message: AnyMessage, media: MediaStore) -> dict[str, Any]:
-    """The Chat Completions form of ``message`` (media inlined from ``media``)."""
+def to_chat(message: AnyMessage, media: MediaStore, *, frames: int | None = None) -> dict[str, Any]:
+    """The Chat Completions form of ``message`` (media inlined from ``media``); videos
+    as ``video_url`` parts or, given ``frames``, as up to that many image frames."""
     if isinstance(message, AssistantMessage):
         out: dict[str, Any] = {"role": "assistant"}
         if message.content:
-            out["content"] = _content_to_chat(message.content, media)
+            out["content"] = _content_to_chat(message.content, media, frames)
         if message.reasoning is not None:
             out["reasoning"] = message.reasoning
         if message.refusal is not None:
@@ -136,22 +165,29 @@ def to_chat(message: AnyMessage, media: MediaStore) -> dict[str, Any]:
         out = {
             "role": "tool",
             "tool_call_id": message.tool_call_id,
-            "content": _content_to_chat(message.content, media),
+            "content": _content_to_chat(message.content, media, frames),
         }
         if message.name is not None:
             out["name"] = message.name
         return out
-    return {"role": message.role, "content": _content_to_chat(message.content, media)}
+    return {"role": message.role, "content": _content_to_chat(message.content, media, frames)}
 
 
-def chat_message_bytes(message: AnyMessage, media: MediaStore) -> bytes:
-    """``to_chat(message)`` as JSON, encoded once per message and cached on it."""
-    return message.cached("chat", lambda: orjson.dumps(to_chat(message, media)))
+def chat_message_bytes(
+    message: AnyMessage, media: MediaStore, *, frames: int | None = None
+) -> bytes:
+    """``to_chat(message)`` as JSON, encoded once per message (and ``frames``) and cached
+    on it."""
+    key = "chat" if frames is None else f"chat:frames{frames}"
+    return message.cached(key, lambda: orjson.dumps(to_chat(message, media, frames=frames)))
 
 
-def chat_messages_json(messages: Iterable[AnyMessage], media: MediaStore) -> bytes:
+def chat_messages_json(
+    messages: Iterable[AnyMessage], media: MediaStore, *, frames: int | None = None
+) -> bytes:
     """A JSON array of the messages, joined from their cached encodings."""
-    return b"[" + b",".join([chat_message_bytes(m, media) for m in messages]) + b"]"
+    chunks = [chat_message_bytes(m, media, frames=frames) for m in messages]
+    return b"[" + b",".join(chunks) + b"]"
 
 
 def tool_specs_to_chat(specs: Sequence[ToolSpec]) -> list[dict[str, Any]]:
@@ -243,7 +279,7 @@ def _part_from_chat(
             raise _fail(f"{where}.input_audio.format", f"expected 'wav' or 'mp3', got {fmt!r}")
         try:
             return AudioPart(media=media.put_base64(data, mime))
-        except WireFormatError as exc:
+        except (WireFormatError, BadMediaError) as exc:
             raise _fail(f"{where}.input_audio.data", str(exc)) from None
     if kind == "audio_url":
         url = _url_of(part, "audio_url", where)
@@ -264,7 +300,7 @@ def _part_from_chat(
 def _put_uri(media: MediaStore, uri: str, where: str) -> MediaRef:
     try:
         return media.put_data_uri(uri)
-    except WireFormatError as exc:
+    except (WireFormatError, BadMediaError) as exc:
         raise _fail(where, str(exc)) from None
 
 

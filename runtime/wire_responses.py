@@ -4,8 +4,10 @@ One message may become several items, and reading groups them back:
 
 - system / user → ``{"type": "message", "role": ..., "content": [...]}`` with
   ``input_text`` and ``input_image`` parts (``image_url`` is a ``data:`` URI for stored
-  media). The Responses API has no audio or video input content, so audio and video
-  parts raise :class:`WireFormatError`.
+  media). The Responses API has no audio or video input content, so audio parts raise
+  :class:`WireFormatError`, and so do video parts unless ``frames=N`` is given: then a
+  stored animated GIF/WebP/PNG is written as up to N ``input_image`` parts, PNG frames
+  sampled evenly (as in :mod:`.wire_chat`; they read back as image parts).
 - assistant → a ``reasoning`` item when ``reasoning`` is set, then a ``message`` item
   (when there is text or a refusal), then one ``function_call`` item per tool call. An
   assistant message with none of these is an empty assistant ``message`` item, so it
@@ -50,6 +52,7 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from gymbus.runtime.errors import WireFormatError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import (
     AnyMessage,
@@ -61,9 +64,10 @@ from gymbus.runtime.messages import (
     ToolCall,
     ToolMessage,
     UserMessage,
+    VideoPart,
 )
 from gymbus.runtime.tools import ToolSpec
-from gymbus.runtime.wire_chat import _fail, _image, _kind, _opt_str, _str
+from gymbus.runtime.wire_chat import _fail, _image, _kind, _opt_str, _str, _video_frames
 
 __all__ = [
     "from_responses",
@@ -78,7 +82,7 @@ __all__ = [
 
 
 def _input_parts(
-    content: tuple[ContentPart, ...], media: MediaStore, where: str
+    content: tuple[ContentPart, ...], media: MediaStore, where: str, frames: int | None
 ) -> list[dict[str, Any]]:
     parts: list[dict[str, Any]] = []
     for i, part in enumerate(content):
@@ -93,11 +97,22 @@ def _input_parts(
                     "detail": part.detail or "auto",
                 }
             )
+        elif isinstance(part, VideoPart) and frames is not None:
+            try:
+                refs = _video_frames(part, media, frames)
+            except WireFormatError as exc:
+                raise _fail(f"{where}.content[{i}]", str(exc)) from None
+            parts.extend(
+                {"type": "input_image", "image_url": media.data_uri(ref), "detail": "auto"}
+                for ref in refs
+            )
         else:
+            hint = ", or frames (video='frames') for an animated GIF/WebP/PNG"
+            hint = hint if part.type == "video" else ""
             raise _fail(
                 f"{where}.content[{i}]",
                 f"{part.type} parts cannot be written in the Responses API (it has no "
-                f"{part.type} input content); use Chat Completions",
+                f"{part.type} input content); use Chat Completions{hint}",
             )
     return parts
 
@@ -153,11 +168,13 @@ def to_responses(
     where: str = "message",
     *,
     include_reasoning: bool = True,
+    frames: int | None = None,
 ) -> list[dict[str, Any]]:
     """The Responses API input items for ``message`` (media inlined from ``media``).
 
     ``include_reasoning=False`` leaves out reasoning items, for servers that only take
-    back their own (encrypted) reasoning, such as the OpenAI API.
+    back their own (encrypted) reasoning, such as the OpenAI API. ``frames`` writes
+    videos as up to that many image frames; without it a video part raises.
     """
     if isinstance(message, AssistantMessage):
         return _assistant_items(message, where, include_reasoning)
@@ -167,7 +184,7 @@ def to_responses(
         if isinstance(only, TextPart):
             output = only.text
         else:
-            output = _input_parts(message.content, media, where)
+            output = _input_parts(message.content, media, where, frames)
         item: dict[str, Any] = {
             "type": "function_call_output",
             "call_id": message.tool_call_id,
@@ -180,7 +197,7 @@ def to_responses(
         {
             "type": "message",
             "role": message.role,
-            "content": _input_parts(message.content, media, where),
+            "content": _input_parts(message.content, media, where, frames),
         }
     ]
 
@@ -190,22 +207,40 @@ def _encode_items(items: list[dict[str, Any]]) -> bytes:
 
 
 def responses_message_bytes(
-    message: AnyMessage, media: MediaStore, *, include_reasoning: bool = True
+    message: AnyMessage,
+    media: MediaStore,
+    *,
+    include_reasoning: bool = True,
+    frames: int | None = None,
+    where: str = "message",
 ) -> bytes:
-    """The message's items as comma-separated JSON (no brackets), cached on the message."""
+    """The message's items as comma-separated JSON (no brackets), cached on the message
+    (once per way of writing it)."""
     key = "responses" if include_reasoning else "responses-no-reasoning"
+    if frames is not None:
+        key = f"{key}:frames{frames}"
     return message.cached(
         key,
-        lambda: _encode_items(to_responses(message, media, include_reasoning=include_reasoning)),
+        lambda: _encode_items(
+            to_responses(message, media, where, include_reasoning=include_reasoning, frames=frames)
+        ),
     )
 
 
 def responses_items_json(
-    messages: Iterable[AnyMessage], media: MediaStore, *, include_reasoning: bool = True
+    messages: Iterable[AnyMessage],
+    media: MediaStore,
+    *,
+    include_reasoning: bool = True,
+    frames: int | None = None,
 ) -> bytes:
-    """A JSON array of the messages' items, joined from their cached encodings."""
+    """A JSON array of the messages' items (a request's ``input``), joined from their
+    cached encodings."""
     chunks = [
-        responses_message_bytes(m, media, include_reasoning=include_reasoning) for m in messages
+        responses_message_bytes(
+            m, media, include_reasoning=include_reasoning, frames=frames, where=f"input[{i}]"
+        )
+        for i, m in enumerate(messages)
     ]
     return b"[" + b",".join(c for c in chunks if c) + b"]"
 

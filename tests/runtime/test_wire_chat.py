@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -29,9 +30,26 @@ from gymbus.runtime.wire_chat import (
     to_chat,
     tool_specs_to_chat,
 )
-from tests.runtime.strategies import messages
+from tests.runtime.strategies import (
+    MP3_HEAD,
+    MP4_HEAD,
+    OGG_HEAD,
+    image_bytes,
+    messages,
+    wav_bytes,
+)
 
 STORE = MediaStore()
+PNG = image_bytes("image/png")
+JPEG = image_bytes("image/jpeg")
+WAV = wav_bytes()
+MP3 = MP3_HEAD + bytes(12)
+OGG = OGG_HEAD + b"vorbis"
+MP4 = MP4_HEAD + bytes(8)
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
 
 
 def _media_of(message: AnyMessage) -> list[Any]:
@@ -58,7 +76,7 @@ def test_cached_bytes_are_the_json_of_to_chat(message: AnyMessage) -> None:
 
 def test_bytes_are_encoded_once_per_message() -> None:
     store = MediaStore()
-    message = UserMessage(content=(ImagePart(media=store.put(b"img", "image/png")),))
+    message = UserMessage(content=(ImagePart(media=store.put(PNG, "image/png")),))
     first = chat_message_bytes(message, store)
     assert chat_message_bytes(message, store) is first
     # once cached, the bytes no longer need the store
@@ -98,10 +116,10 @@ def test_a_single_text_part_is_a_plain_string() -> None:
 
 def test_media_parts() -> None:
     store = MediaStore()
-    png = store.put(b"png", "image/png")
-    wav = store.put(b"wav", "audio/wav")
-    ogg = store.put(b"ogg", "audio/ogg")
-    mp4 = store.put(b"mp4", "video/mp4")
+    png = store.put(PNG, "image/png")
+    wav = store.put(WAV, "audio/wav")
+    ogg = store.put(OGG, "audio/ogg")
+    mp4 = store.put(MP4, "video/mp4")
     message = UserMessage(
         content=(
             TextPart(text="look"),
@@ -116,19 +134,22 @@ def test_media_parts() -> None:
     )
     assert to_chat(message, store)["content"] == [
         {"type": "text", "text": "look"},
-        {"type": "image_url", "image_url": {"url": "data:image/png;base64,cG5n", "detail": "high"}},
+        {
+            "type": "image_url",
+            "image_url": {"url": "data:image/png;base64," + b64(PNG), "detail": "high"},
+        },
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
-        {"type": "input_audio", "input_audio": {"data": "d2F2", "format": "wav"}},
-        {"type": "audio_url", "audio_url": {"url": "data:audio/ogg;base64,b2dn"}},
+        {"type": "input_audio", "input_audio": {"data": b64(WAV), "format": "wav"}},
+        {"type": "audio_url", "audio_url": {"url": "data:audio/ogg;base64," + b64(OGG)}},
         {"type": "audio_url", "audio_url": {"url": "https://example.com/a.mp3"}},
-        {"type": "video_url", "video_url": {"url": "data:video/mp4;base64,bXA0"}},
+        {"type": "video_url", "video_url": {"url": "data:video/mp4;base64," + b64(MP4)}},
         {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}},
     ]
 
 
 def test_audio_type_aliases_normalize() -> None:
     store = MediaStore()
-    ref = store.put(b"RIFF", "audio/x-wav")
+    ref = store.put(WAV, "audio/x-wav")
     wire = to_chat(UserMessage(content=(AudioPart(media=ref),)), store)
     assert wire["content"][0]["input_audio"]["format"] == "wav"
     back = from_chat(wire, store)
@@ -227,7 +248,7 @@ def test_openai_user_message_with_image_and_audio() -> None:
                     "type": "image_url",
                     "image_url": {"url": "https://example.com/boardwalk.jpg", "detail": "low"},
                 },
-                {"type": "input_audio", "input_audio": {"data": "aGk=", "format": "mp3"}},
+                {"type": "input_audio", "input_audio": {"data": b64(MP3), "format": "mp3"}},
             ],
         },
         store,
@@ -238,7 +259,7 @@ def test_openai_user_message_with_image_and_audio() -> None:
     assert isinstance(audio, AudioPart)
     assert audio.media is not None
     assert audio.media.mime_type == "audio/mpeg"
-    assert store.get(audio.media) == b"hi"
+    assert store.get(audio.media) == MP3
 
 
 def test_vllm_reasoning_fields_and_developer_role() -> None:
@@ -256,10 +277,13 @@ def test_vllm_shorthand_media_and_data_uris() -> None:
             "role": "user",
             "content": [
                 "plain",
-                {"type": "image_url", "image_url": "data:image/png;base64,aGk="},
+                {"type": "image_url", "image_url": "data:image/png;base64," + b64(PNG)},
                 {"type": "video_url", "video_url": {"url": "https://example.com/v.mp4"}},
-                {"type": "audio_url", "audio_url": {"url": "data:audio/ogg;base64,aGk="}},
-                {"type": "input_audio", "input_audio": {"data": "data:audio/wav;base64,aGk="}},
+                {"type": "audio_url", "audio_url": {"url": "data:audio/ogg;base64," + b64(OGG)}},
+                {
+                    "type": "input_audio",
+                    "input_audio": {"data": "data:audio/wav;base64," + b64(WAV)},
+                },
             ],
         },
         store,
@@ -268,7 +292,7 @@ def test_vllm_shorthand_media_and_data_uris() -> None:
     assert text == TextPart(text="plain")
     assert isinstance(image, ImagePart)
     assert image.media is not None
-    assert store.get(image.media) == b"hi"
+    assert store.get(image.media) == PNG
     assert video == VideoPart(url="https://example.com/v.mp4")
     assert isinstance(ogg, AudioPart)
     assert ogg.media is not None
@@ -326,6 +350,31 @@ def test_vllm_shorthand_media_and_data_uris() -> None:
             r"messages\[3\]\.content\[0\]\.input_audio\.data: invalid base64",
         ),
         (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_audio", "input_audio": {"data": b64(PNG), "format": "wav"}}
+                ],
+            },
+            r"input_audio\.data: media declared as audio/wav but its bytes are PNG",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [{"type": "image_url", "image_url": "data:image/png;base64,aGk="}],
+            },
+            r"content\[0\]\.image_url\.url: media declared as image/png but its bytes are not",
+        ),
+        (
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image_url", "image_url": "data:image/png;base64," + b64(PNG[:30])}
+                ],
+            },
+            r"content\[0\]\.image_url\.url: corrupt PNG image",
+        ),
+        (
             {"role": "assistant", "tool_calls": {"id": "x"}},
             r"messages\[3\]\.tool_calls: expected a list",
         ),
@@ -355,7 +404,7 @@ def test_not_a_mapping() -> None:
 
 
 def test_writing_media_missing_from_the_store_fails() -> None:
-    ref = MediaStore().put(b"img", "image/png")
+    ref = MediaStore().put(PNG, "image/png")
     message = UserMessage(content=(ImagePart(media=ref),))
     with pytest.raises(WireFormatError, match=ref.sha256):
         chat_message_bytes(message, MediaStore())

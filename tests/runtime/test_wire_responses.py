@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 from typing import Any
 
@@ -29,9 +30,15 @@ from gymbus.runtime.wire_responses import (
     to_responses,
     tool_specs_to_responses,
 )
-from tests.runtime.strategies import conversations
+from tests.runtime.strategies import (
+    conversations,
+    image_bytes,
+)
 
 STORE = MediaStore()
+PNG = image_bytes("image/png")
+PNG_URI = "data:image/png;base64," + base64.b64encode(PNG).decode()
+JPEG = image_bytes("image/jpeg")
 # What the Responses API can express: text and images for input; text for assistant output.
 INPUT_KINDS = ("text", "image")
 ASSISTANT_KINDS = ("text",)
@@ -133,7 +140,7 @@ def test_only_tool_calls_means_no_message_item() -> None:
 
 def test_input_message_shapes() -> None:
     store = MediaStore()
-    png = store.put(b"png", "image/png")
+    png = store.put(PNG, "image/png")
     assert to_responses(SystemMessage(content="rules"), store) == [
         {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "rules"}]}
     ]
@@ -152,7 +159,7 @@ def test_input_message_shapes() -> None:
                 {"type": "input_text", "text": "what is this?"},
                 {
                     "type": "input_image",
-                    "image_url": "data:image/png;base64,cG5n",
+                    "image_url": PNG_URI,
                     "detail": "auto",
                 },
                 {"type": "input_image", "image_url": "https://example.com/a.jpg", "detail": "low"},
@@ -163,7 +170,7 @@ def test_input_message_shapes() -> None:
 
 def test_tool_output_shapes() -> None:
     store = MediaStore()
-    png = store.put(b"png", "image/png")
+    png = store.put(PNG, "image/png")
     text = ToolMessage(tool_call_id="call_1", content="72F", name="get_weather", is_error=True)
     assert to_responses(text, store) == [
         {
@@ -184,7 +191,7 @@ def test_tool_output_shapes() -> None:
                 {"type": "input_text", "text": "chart"},
                 {
                     "type": "input_image",
-                    "image_url": "data:image/png;base64,cG5n",
+                    "image_url": PNG_URI,
                     "detail": "auto",
                 },
             ],
@@ -324,7 +331,7 @@ def test_input_image_from_data_uri() -> None:
                 "content": [
                     {
                         "type": "input_image",
-                        "image_url": "data:image/jpeg;base64,aGk=",
+                        "image_url": "data:image/jpeg;base64," + base64.b64encode(JPEG).decode(),
                         "detail": "auto",
                     }
                 ],
@@ -336,7 +343,7 @@ def test_input_image_from_data_uri() -> None:
     assert isinstance(image, ImagePart)
     assert image.media is not None
     assert image.detail == "auto"
-    assert store.get(image.media) == b"hi"
+    assert store.get(image.media) == JPEG
 
 
 @pytest.mark.parametrize(
