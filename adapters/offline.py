@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from gymbus.runtime.errors import ModelError
 from gymbus.runtime.messages import AnyMessage, AssistantMessage, Generation, Usage
-from gymbus.runtime.model import ModelRequest
+from gymbus.runtime.model import AsyncSolver, ModelRequest
 
 __all__ = ["FunctionModel", "NullModel", "OracleModel", "ScriptedModel", "word_count"]
 
@@ -82,7 +82,11 @@ class OracleModel:
                 f"the oracle model needs a reference solver, but environment "
                 f"{request.episode.env!r} (task {request.episode.task_id!r}) has none"
             )
-        return _with_generation(solver.next_message(request.conversation), request, "oracle")
+        if isinstance(solver, AsyncSolver):
+            message = await solver.next_message_async(request.conversation)
+        else:
+            message = solver.next_message(request.conversation)
+        return _with_generation(message, request, "oracle")
 
 
 class NullModel:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from gymbus.runtime.episode_spec import EpisodeSpec
@@ -13,13 +13,14 @@ from gymbus.runtime.rollout import Rollout
 @dataclass(frozen=True, slots=True)
 class EpisodeJob:
     """One episode to play. ``build`` makes the spec lazily (when the episode starts), so
-    a long job list costs nothing up front; if it raises, the episode fails with kind
-    ``bad_task``. Jobs sharing a ``group_id`` are the ``group_size`` samples of one task
+    a long job list costs nothing up front; it may be a coroutine function (a remote
+    environment starts its episode over the network); if it raises, the episode fails
+    with kind ``bad_task``. Jobs sharing a ``group_id`` are the ``group_size`` samples of one task
     (a GRPO group) and come out together from ``Runtime.collect_groups``."""
 
     env: str
     seed: int
-    build: Callable[[], EpisodeSpec]
+    build: Callable[[], EpisodeSpec | Awaitable[EpisodeSpec]]
     sample: int = 0
     episode_id: str | None = None
     group_id: str | None = None

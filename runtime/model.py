@@ -39,6 +39,15 @@ class Solver(Protocol):
     def next_message(self, conversation: Transcript) -> AssistantMessage: ...
 
 
+@runtime_checkable
+class AsyncSolver(Protocol):
+    """A reference solver that must do I/O to decide (e.g. one that lives on a remote
+    environment server). Such a solver also implements :class:`Solver` (its sync method
+    may raise); the oracle model prefers the async method when a solver has it."""
+
+    async def next_message_async(self, conversation: Transcript) -> AssistantMessage: ...
+
+
 @dataclass(frozen=True, slots=True)
 class EpisodeInfo:
     """Identity of the episode a call belongs to (for logging, oracles, sticky routing)."""

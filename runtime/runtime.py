@@ -21,6 +21,7 @@ oldest turn is more than N versions behind the current one is dropped
 from __future__ import annotations
 
 import contextlib
+import inspect
 import itertools
 import time
 import uuid
@@ -257,7 +258,8 @@ class Runtime:
 
     async def _play(self, job: EpisodeJob, episode_id: str, started_at: float) -> Rollout:
         try:
-            spec = job.build()
+            built = job.build()
+            spec = await built if inspect.isawaitable(built) else built
         except Exception as exc:
             return Rollout(
                 episode_id=episode_id,
