@@ -298,8 +298,9 @@ class Runtime:
         outcome = live.outcome = await play_episode(
             bus, spec, info, params, self._current_version, self.context
         )
-        if outcome.failure_kind is None and isinstance(spec.user, AuditedUser):
-            live.audit = await _audit(spec.user, outcome)
+        user = spec.user  # (a runtime-checkable Protocol isinstance is slow: users only)
+        if outcome.failure_kind is None and user is not None and isinstance(user, AuditedUser):
+            live.audit = await _audit(user, outcome)
         event: AnyEvent
         if outcome.failure_kind is not None:
             event = EpisodeFailed(

@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from gymbus.cli.bench_cmd import bench
 from gymbus.cli.collect_cmd import collect
 from gymbus.cli.envs_cmd import envs
 from gymbus.cli.init_cmd import init
@@ -41,6 +42,7 @@ def _options(
 app.command("envs")(envs)
 app.command("run")(run)
 app.command("collect")(collect)
+app.command("bench")(bench)
 app.command("test")(selftest)
 app.command("init")(init)
 app.command("report")(report)
