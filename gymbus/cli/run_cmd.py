@@ -6,7 +6,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, BinaryIO
+from typing import Annotated, BinaryIO, get_args
 
 import anyio
 import structlog
@@ -17,9 +17,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from gymbus.adapters import HTTPClient, RetryPolicy
 from gymbus.cli.summary import RunSummary
 from gymbus.collection import episode_jobs
-from gymbus.envs.base import Environment
+from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.registry import load
 from gymbus.models import make_model
+from gymbus.remote import RemoteEnv, remote_episode_jobs
 from gymbus.runtime.errors import ConfigError, UnknownEnvironmentError
 from gymbus.runtime.model import Model, SamplingParams
 from gymbus.runtime.runtime import Runtime
@@ -38,7 +39,10 @@ def run(
         str, typer.Option(help="environment variable holding the API key")
     ] = "OPENAI_API_KEY",
     max_attempts: Annotated[
-        int, typer.Option(min=1, help="attempts per model request (429/5xx/connection errors)")
+        int,
+        typer.Option(
+            min=1, help="attempts per model or environment request (429/5xx/connection errors)"
+        ),
     ] = 5,
     request_timeout: Annotated[
         float, typer.Option(min=0.001, help="seconds per model HTTP request")
@@ -58,13 +62,25 @@ def run(
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model call")] = None,
     out: Annotated[Path | None, typer.Option(help="write one JSON rollout per line")] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
+    remote: Annotated[
+        str | None,
+        typer.Option(help="play ENV served by `gymbus serve` at this URL ($GYMBUS_SERVER_TOKEN)"),
+    ] = None,
 ) -> None:
     """Play N tasks of ENV with MODEL; print a summary; exit 1 if any episode failed."""
     console = Console()
     err = Console(stderr=True)
     if api not in ("chat", "responses"):
         raise typer.BadParameter("use 'chat' or 'responses'", param_hint="--api")
-    client = HTTPClient()  # one session for the policy and the user model
+    # one session for the policy, the user model and a remote environment
+    client = HTTPClient(retry=RetryPolicy(max_attempts=max_attempts))
+    if remote is not None:
+        if user_model is not None:
+            err.print("[red]error:[/red] --user-model cannot be used with --remote "
+                      "(the served environment plays its own user)")  # fmt: skip
+            raise typer.Exit(2)
+        if difficulty not in get_args(Difficulty):
+            raise typer.BadParameter("use easy, medium or hard", param_hint="--difficulty")
     options: dict[str, object] = {}
     if user_model is not None:
         try:
@@ -81,7 +97,11 @@ def run(
             err.print(f"[red]error:[/red] {exc}")
             raise typer.Exit(2) from None
     try:
-        environment = load(env, difficulty=difficulty, **options)
+        environment: Environment | RemoteEnv = (
+            load(env, difficulty=difficulty, **options)
+            if remote is None
+            else RemoteEnv(remote, env, options={"difficulty": difficulty}, client=client)
+        )
     except UnknownEnvironmentError as exc:
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
@@ -112,7 +132,7 @@ def run(
             out,
             err if show_progress else None,
         )
-    except ConfigError as exc:
+    except (ConfigError, UnknownEnvironmentError) as exc:  # a remote env is checked here
         err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(2) from None
     summary.print(console, env=env, model=model, wall_s=time.perf_counter() - started)
@@ -123,7 +143,7 @@ def run(
 
 
 async def _collect(
-    env: Environment,
+    env: Environment | RemoteEnv,
     client: HTTPClient,
     make: Callable[[HTTPClient], Model],
     n: int,
@@ -138,12 +158,17 @@ async def _collect(
     try:
         async with client:
             model = make(client)
+            if isinstance(env, RemoteEnv):
+                await env.describe()  # the server serves it and accepts our token
+                jobs = remote_episode_jobs(env, range(seed, seed + n))
+            else:
+                jobs = episode_jobs(env, range(seed, seed + n))
             log.info("run.started", env=env.name, model=model.name, n=n, seed=seed)
             async with Runtime(model, concurrency=concurrency, params=params) as runtime:
                 progress = _progress(progress_console)
                 with progress:
                     task = progress.add_task(env.name, total=n)
-                    async for rollout in runtime.collect(episode_jobs(env, range(seed, seed + n))):
+                    async for rollout in runtime.collect(jobs):
                         summary.add(rollout)
                         if rollout.failure is not None:
                             log.warning(
