@@ -10,9 +10,11 @@ from gymbus.cli.bench_cmd import bench
 from gymbus.cli.collect_cmd import collect
 from gymbus.cli.envs_cmd import envs
 from gymbus.cli.init_cmd import init
+from gymbus.cli.nemo_cmd import nemo_app
 from gymbus.cli.report_cmd import report
 from gymbus.cli.run_cmd import run
 from gymbus.cli.selftest_cmd import selftest
+from gymbus.cli.serve_cmd import serve
 from gymbus.runtime.logs import configure_logging
 
 app = typer.Typer(
@@ -46,6 +48,8 @@ app.command("bench")(bench)
 app.command("test")(selftest)
 app.command("init")(init)
 app.command("report")(report)
+app.command("serve")(serve)
+app.add_typer(nemo_app, name="nemo")
 
 
 def main() -> None:

@@ -1,5 +1,6 @@
 """``gymbus collect``: many environments at once, GRPO groups, a streaming JSONL sink that
-survives crashes (``--resume`` schedules exactly the missing episodes), live progress."""
+survives crashes (``--resume`` schedules exactly the missing episodes), live progress.
+``--backend ray`` plays the same plan on Ray workers (:mod:`gymbus.ray_backend`)."""
 
 from __future__ import annotations
 
@@ -54,6 +55,17 @@ def collect(
         bool, typer.Option(help="keep OUT and schedule only the episodes it lacks")
     ] = False,
     quiet: Annotated[bool, typer.Option(help="no live progress")] = False,
+    backend: Annotated[
+        str, typer.Option(help="local (this process) | ray (Ray workers; gymbus[ray])")
+    ] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option(help="with --backend ray: auto | HOST:PORT of a running Ray cluster"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="with --backend ray: Ray workers (default: the cluster's CPUs)"),
+    ] = None,
 ) -> None:
     """Collect rollouts from several environments at once into one JSONL file."""
     err = Console(stderr=True)
@@ -72,6 +84,10 @@ def collect(
             seed=seed,
             out=out,
         )
+        if backend not in ("local", "ray"):
+            raise ConfigError(f"--backend {backend!r}: use 'local' or 'ray'")
+        if backend == "local" and (address is not None or workers is not None):
+            raise ConfigError("--address and --workers go with --backend ray")
         if cfg.out is None:
             raise ConfigError("say where to write: --out FILE.jsonl (or out = … in the config)")
         if not cfg.envs:
@@ -95,13 +111,38 @@ def collect(
         raise typer.Exit(2) from None
     show = not quiet and sys.stderr.isatty()
     try:
-        progress = anyio.run(_collect, cfg, envs, policy, client, done, err if show else None)
+        if backend == "ray":
+            progress = _collect_on_ray(cfg, done, address, workers, err if show else None)
+        else:
+            progress = anyio.run(_collect, cfg, envs, policy, client, done, err if show else None)
     except KeyboardInterrupt:
         err.print(f"interrupted; finished rollouts are in {cfg.out} — continue with --resume")
         raise typer.Exit(130) from None
     Console().print(progress.table("gymbus collect: done"))
     if progress.failed:
         raise typer.Exit(1)
+
+
+def _collect_on_ray(
+    cfg: CollectConfig,
+    done: set[EpisodeKey],
+    address: str | None,
+    workers: int | None,
+    console: Console | None,
+) -> CollectProgress:
+    try:  # an optional extra: gymbus[ray]
+        from gymbus.ray_backend import WorkersLostError, collect_with_ray
+    except ImportError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] --backend ray needs gymbus[ray] ({exc})")
+        raise typer.Exit(2) from None
+    try:
+        return collect_with_ray(cfg, done, address=address, workers=workers, console=console)
+    except InputError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from None
+    except WorkersLostError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(1) from None
 
 
 def _merge(cfg: CollectConfig, **cli: Any) -> CollectConfig:
