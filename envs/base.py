@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal, get_args
+from collections.abc import Mapping
+from typing import Any, ClassVar, Literal, TypeVar, get_args
+
+from pydantic import BaseModel, ValidationError
 
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import ConfigError
+from gymbus.runtime.errors import BadTaskError, ConfigError
 from gymbus.runtime.tasks import Task
 
 Difficulty = Literal["easy", "medium", "hard"]
+DataModel = TypeVar("DataModel", bound=BaseModel)
 
 
 class Environment(ABC):
@@ -45,6 +49,26 @@ class Environment(ABC):
     @abstractmethod
     def episode(self, task: Task) -> EpisodeSpec:
         """Everything needed to play ``task`` once: messages, tools, verifier, solver."""
+
+    def make_task(self, seed: int, data: BaseModel | Mapping[str, Any]) -> Task:
+        """The standard task for ``seed``: id ``name/difficulty/seed``, data as JSON."""
+        payload = data.model_dump(mode="json") if isinstance(data, BaseModel) else dict(data)
+        return Task(
+            env=self.name,
+            task_id=f"{self.name}/{self.difficulty}/{seed}",
+            seed=seed,
+            data=payload,
+        )
+
+    def task_data(self, task: Task, model: type[DataModel]) -> DataModel:
+        """``task.data`` as ``model``; a task of another environment, or data that does not
+        validate, is a :class:`BadTaskError` (the episode fails with kind ``bad_task``)."""
+        if task.env != self.name:
+            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
+        try:
+            return model.model_validate(task.data)
+        except ValidationError as exc:
+            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name, "metadata": self.metadata.model_dump(mode="json")}

@@ -26,7 +26,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gymbus.envs.builtin.calendar_checks import calendar_verifier
 from gymbus.envs.builtin.calendar_data import (
@@ -49,7 +48,7 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.user_env import UserEnvironment
 from gymbus.envs.users import AnswerReaction, UserScript
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolInputError
+from gymbus.runtime.errors import ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import SystemMessage, UserMessage
 from gymbus.runtime.tasks import Task
@@ -277,20 +276,10 @@ class CalendarIntents(UserEnvironment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = CalendarTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, CalendarTask)
         state = CalendarState.from_world(data.world)  # fresh per episode: tools mutate it
         return EpisodeSpec(
             task=task,

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
 from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.builtin.images import RGB, Canvas, decode_png, first_image, image_question
@@ -39,7 +39,6 @@ from gymbus.envs.verifiers import (
 )
 from gymbus.envs.verifiers.exact import Extractor
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AssistantMessage, Frozen
@@ -285,20 +284,10 @@ class ChartReading(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = ChartTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, ChartTask)
         names = data.question_kind in ("highest", "lowest")
         extract = one_of(data.chart.labels) if names else last_integer
         return EpisodeSpec(

@@ -24,7 +24,6 @@ from contextlib import suppress
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gymbus.envs.base import Environment
 from gymbus.envs.builtin.code_data import CodeSpecTask, FunctionSpec, generate
@@ -32,7 +31,7 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExpectedCall, RequiredCalls
 from gymbus.envs.verifiers.code import CodeExecutionVerifier
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolArgumentsError, ToolInputError
+from gymbus.runtime.errors import ToolArgumentsError, ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -143,20 +142,10 @@ class CodeSpec(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = CodeSpecTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, CodeSpecTask)
         required = [ExpectedCall(name="get_spec", arguments={"function_name": data.target})]
         if data.helper is not None:
             required.append(ExpectedCall(name="get_spec", arguments={"function_name": data.helper}))

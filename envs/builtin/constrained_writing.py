@@ -22,8 +22,6 @@ import re
 from collections import Counter
 from typing import TypeVar
 
-from pydantic import ValidationError
-
 from gymbus.envs.base import Environment
 from gymbus.envs.builtin.writing_data import WritingTask, generate
 from gymbus.envs.metadata import EnvMetadata
@@ -48,7 +46,6 @@ from gymbus.envs.verifiers.constraints import (
 )
 from gymbus.envs.verifiers.text_counts import count_sentences, count_words, title_case, words
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AssistantMessage, SystemMessage, UserMessage
 from gymbus.runtime.tasks import Task
@@ -98,20 +95,10 @@ class ConstrainedWriting(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = WritingTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, WritingTask)
         return EpisodeSpec(
             task=task,
             messages=(

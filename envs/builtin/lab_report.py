@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from gymbus.envs.base import Environment
 from gymbus.envs.builtin.lab_data import (
@@ -42,7 +42,7 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import RequiredCalls
 from gymbus.envs.verifiers.schema import JsonSchemaVerifier
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolArgumentsError, ToolInputError
+from gymbus.runtime.errors import ToolArgumentsError, ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -209,20 +209,11 @@ class LabReport(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:  # a fresh world per episode: parallel episodes never share state
-            data = LabTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        # a fresh world per episode: parallel episodes never share state
+        data = self.task_data(task, LabTask)
         prompt = request(data.subject_id, data.report_schema, data.difficulty)
         return EpisodeSpec(
             task=task,

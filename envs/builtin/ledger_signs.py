@@ -23,7 +23,6 @@ from decimal import Decimal
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gymbus.envs.base import Environment
 from gymbus.envs.builtin.ledger_data import (
@@ -39,7 +38,7 @@ from gymbus.envs.builtin.recorded_calls import CallFailedError, CallsPendingErro
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExactMatchVerifier, SubScore, final_answer
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolInputError
+from gymbus.runtime.errors import ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AssistantMessage, SystemMessage, UserMessage
 from gymbus.runtime.tasks import Task
@@ -234,20 +233,10 @@ class LedgerSigns(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = LedgerTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, LedgerTask)
         extract = ledger_amount if data.account_id is not None else account_and_amount
         name = data.world.accounts[data.account_id].name if data.account_id else None
         diagnosis = RuleDiagnosis(data.interpretations, data.conventional_answer, extract)

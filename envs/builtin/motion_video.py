@@ -31,8 +31,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from pydantic import ValidationError
-
 from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.builtin.motion_scenes import (
     COLOURS,
@@ -60,7 +58,6 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExactMatchVerifier, SubScore, SubScorer, final_answer
 from gymbus.envs.verifiers.exact import Extractor
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AssistantMessage
@@ -168,20 +165,10 @@ class MotionVideo(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = MotionTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, MotionTask)
         extract = _extractor(data)
         return EpisodeSpec(
             task=task,

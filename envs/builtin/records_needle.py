@@ -27,7 +27,6 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.builtin.records_data import (
@@ -41,7 +40,7 @@ from gymbus.envs.builtin.records_data import (
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExactMatchVerifier, SubScore, final_answer
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ConfigError
+from gymbus.runtime.errors import ConfigError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AssistantMessage, SystemMessage, UserMessage
 from gymbus.runtime.tasks import Task
@@ -139,20 +138,10 @@ class RecordsNeedle(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty, self.context_tokens)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = NeedleTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, NeedleTask)
         prompt = render_prompt(data.records, data.field, data.badge, data.name, data.office)
         extract = field_extractor(data.field)
         return EpisodeSpec(

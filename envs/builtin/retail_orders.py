@@ -16,14 +16,14 @@ from contextlib import suppress
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from gymbus.envs.base import Environment
 from gymbus.envs.builtin.retail_data import RetailTask, RetailWorld, generate
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExactMatchVerifier, RequiredCalls, last_integer
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolArgumentsError, ToolInputError
+from gymbus.runtime.errors import ToolArgumentsError, ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -180,20 +180,11 @@ class RetailOrders(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:  # a fresh world per episode: parallel episodes never share state
-            data = RetailTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        # a fresh world per episode: parallel episodes never share state
+        data = self.task_data(task, RetailTask)
         system = _SYSTEM_PROMPT + (_REROUTE_NOTE if data.world.shipments else "")
         return EpisodeSpec(
             task=task,

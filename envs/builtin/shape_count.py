@@ -23,7 +23,7 @@ import re
 from collections import Counter
 from typing import Any, Literal, NamedTuple
 
-from pydantic import ValidationError, model_validator
+from pydantic import model_validator
 
 from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.builtin.images import (
@@ -46,7 +46,6 @@ from gymbus.envs.verifiers import (
 )
 from gymbus.envs.verifiers.exact import Extractor
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AssistantMessage, Frozen
@@ -287,20 +286,10 @@ class ShapeCount(Environment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = ShapeTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, ShapeTask)
         extract = yes_or_no if data.question_kind == "compare" else last_integer
         return EpisodeSpec(
             task=task,

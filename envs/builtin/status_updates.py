@@ -149,12 +149,7 @@ class StatusUpdates(Environment):
     )
 
     def task(self, seed: int) -> Task:
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=generate(seed, self.difficulty),
-        )
+        return self.make_task(seed, generate(seed, self.difficulty))
 
     def episode(self, task: Task) -> EpisodeSpec:
         messages = task.data.get("messages")

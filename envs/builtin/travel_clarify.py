@@ -28,7 +28,6 @@ from datetime import date
 from typing import Any
 
 import orjson
-from pydantic import ValidationError
 
 from gymbus.envs.builtin.travel_data import (
     Fact,
@@ -49,7 +48,7 @@ from gymbus.envs.verifiers.state import (
     TranscriptCheck,
 )
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ToolArgumentsError, ToolInputError
+from gymbus.runtime.errors import ToolArgumentsError, ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -246,20 +245,10 @@ class TravelClarify(UserEnvironment):
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
-        return Task(
-            env=self.name,
-            task_id=f"{self.name}/{self.difficulty}/{seed}",
-            seed=seed,
-            data=data.model_dump(mode="json"),
-        )
+        return self.make_task(seed, data)
 
     def episode(self, task: Task) -> EpisodeSpec:
-        if task.env != self.name:
-            raise BadTaskError(f"task {task.task_id!r} belongs to {task.env!r}, not {self.name!r}")
-        try:
-            data = TravelTask.model_validate(task.data)
-        except ValidationError as exc:
-            raise BadTaskError(f"task {task.task_id!r} has invalid data: {exc}") from None
+        data = self.task_data(task, TravelTask)
         desk = TravelDesk(data.world)  # fresh per episode: parallel episodes never share it
         return EpisodeSpec(
             task=task,
