@@ -3,6 +3,15 @@
 This module is the map of the product: everything a user imports is re-exported here.
 """
 
+import os as _os
+
+# In a source checkout the code folders sit beside this one (runtime/, envs/, adapters/
+# install as gymbus.runtime, …). When Python imports gymbus from the checkout (the
+# checkout is on sys.path: `python -c` in it, a Ray worker started there), find them
+# there too, instead of failing to import gymbus.runtime.
+if not _os.path.isdir(_os.path.join(__path__[0], "runtime")):
+    __path__.append(_os.path.dirname(_os.path.abspath(__path__[0])))
+
 from gymbus import adapters, envs, runtime
 from gymbus.adapters import (
     FunctionModel,
