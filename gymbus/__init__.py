@@ -36,7 +36,7 @@ from gymbus.runtime.errors import (
 )
 from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
-from gymbus.runtime.logs import configure_logging
+from gymbus.runtime.logs import configure_logging, quiet_by_default
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import (
     AssistantMessage,
@@ -62,6 +62,8 @@ from gymbus.runtime.users import EndEpisode, UserSimulator
 from gymbus.runtime.verification import CompletedEpisode, Score, Verifier
 
 __version__ = "0.1.0"
+
+quiet_by_default()  # a library stays quiet (warnings to stderr) until the app says otherwise
 
 __all__ = [
     "AssistantMessage",

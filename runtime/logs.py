@@ -40,3 +40,22 @@ def configure_logging(fmt: LogFormat = "console", level: str = "warning") -> Non
     logging.basicConfig(
         level=numeric, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s"
     )
+
+
+def quiet_by_default() -> None:
+    """Library default: warnings and errors only, to stderr — unless the application has
+    configured structlog already (then its configuration stands). Importing gymbus
+    calls this; ``configure_logging`` (or the CLI's ``--log-level``) changes it."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.dev.ConsoleRenderer(colors=False),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
+        logger_factory=lambda *_: structlog.PrintLogger(file=sys.stderr),
+        cache_logger_on_first_use=False,
+    )

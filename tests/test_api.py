@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import gymbus
 import gymbus.adapters
 import gymbus.envs
@@ -38,3 +40,25 @@ def test_subpackages_have_explicit_all() -> None:
         assert module.__all__
         for name in module.__all__:
             assert hasattr(module, name), f"{module.__name__}.{name}"
+
+
+def test_the_library_is_quiet_by_default_and_respects_an_app_configuration(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import structlog
+
+    from gymbus.runtime.logs import quiet_by_default
+
+    structlog.reset_defaults()
+    quiet_by_default()
+    log = structlog.get_logger("gymbus.test")
+    log.debug("retrying")  # debug events of a library stay silent …
+    log.warning("something odd")  # … warnings go to stderr
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert "retrying" not in err
+    assert "something odd" in err
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(10))
+    quiet_by_default()  # an application's configuration stands
+    structlog.get_logger("gymbus.test").debug("now visible")
+    assert "now visible" in "".join(capsys.readouterr())

@@ -28,6 +28,11 @@ class CountingSolver:
 
 def test_public_names() -> None:
     assert sorted(gymbus.adapters.__all__) == [
+        "FAULT_KINDS",
+        "FaultCounts",
+        "FaultKind",
+        "FaultPlan",
+        "FaultyModelServer",
         "FunctionModel",
         "HTTPClient",
         "HTTPResult",
@@ -38,7 +43,10 @@ def test_public_names() -> None:
         "OracleModel",
         "RetryPolicy",
         "ScriptedModel",
+        "ServerPolicy",
+        "echo_policy",
         "merge_params",
+        "solver_policy",
     ]
 
 
