@@ -15,7 +15,9 @@ os.environ["GYMBUS_LOOPBACK_ONLY"] = "1"
 
 @pytest.fixture(autouse=True)
 def _fresh_logging() -> Iterator[None]:
-    """CLI tests configure structlog; give every test the library defaults back."""
+    """Every test starts from structlog's own defaults (all levels, so capture_logs sees
+    debug events): importing gymbus and the CLI tests configure it."""
+    structlog.reset_defaults()
     yield
     structlog.reset_defaults()
 
