@@ -11,6 +11,7 @@
     │   │   ├── ModelConnectionError
     │   │   └── ModelResponseError     (the body is not a valid completion)
     │   ├── ToolError                  kind "tool"     a tool crashed or timed out
+    │   │   └── SandboxError           (envs.sandbox) the sandbox itself could not run
     │   ├── UserSimulatorError         kind "user"     the simulated user failed
     │   ├── VerifierError              kind "verifier" a verifier raised
     │   ├── EpisodeTimeoutError        kind "timeout"  the per-episode deadline passed

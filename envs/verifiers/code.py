@@ -2,44 +2,34 @@
 
 Code is read from the final answer: the last fenced block tagged ``python`` or ``py``
 (```` ```python ````), else the last untagged fenced block; an answer without one has no
-code and scores 0. The code runs with ``sys.executable -I -S`` (isolated, standard
-library only) in a fresh temporary directory, as a module named ``solution`` (so an
-``if __name__ == "__main__"`` block does not run), under a wall-clock timeout and, on
-Linux, ``RLIMIT_CPU``, ``RLIMIT_AS`` and ``RLIMIT_FSIZE`` set in ``preexec_fn``; the
-blocking run happens in a worker thread, never on the event loop. Its ``print`` output is
-kept up to ``output_limit`` characters and the rest dropped (counted in the evidence).
-Expected outputs never enter the subprocess: it receives only the function names and
-arguments, and reports each call's return value (or the exception's class name) as JSON;
-the comparison happens here.
+code and scores 0. The code runs in a :class:`~gymbus.envs.sandbox.Sandbox` (standard
+library only, a fresh temporary directory, rlimits, no network where the platform allows,
+a wall-clock timeout that kills every process it started — see docs/sandbox.md), as a
+module named ``solution`` (so an ``if __name__ == "__main__"`` block does not run), loaded
+by a small harness that calls the tested functions. Its ``print`` output is kept up to
+``output_limit`` characters and the rest dropped (counted in the evidence). Expected
+outputs never enter the subprocess: it receives only the function names and arguments,
+and reports each call's return value (or the exception's class name) as JSON; the
+comparison happens here.
 
-This bounds accidents (infinite loops, memory blow-ups, floods of output); it is not a
-security sandbox against hostile code.
-
-Whose fault: anything the code does — a syntax error, an exception, a timeout, a crash —
-is the policy's failure (reward 0, evidence says what happened). A sandbox that cannot
-start (no interpreter, the harness never reported in) raises
+Whose fault: anything the code does — a syntax error, an exception, a timeout, a crash, a
+refused operation — is the policy's failure (reward 0, evidence says what happened). A
+sandbox that cannot start (no interpreter, the harness never reported in) raises
 :class:`~gymbus.runtime.errors.VerifierError`, so the episode fails with kind ``verifier``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import re
-import signal
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import anyio.to_thread
 import orjson
 
+from gymbus.envs.sandbox import Sandbox, SandboxError, SandboxLimits, SandboxResult
 from gymbus.envs.verifiers.exact import SubScorer, final_answer
 from gymbus.runtime.errors import VerifierError
 from gymbus.runtime.messages import Frozen
@@ -155,35 +145,18 @@ emit({"done": True, "dropped": [sys.stdout.dropped, sys.stderr.dropped]})
 """
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    results: list[dict[str, Any]]
-    timed_out: bool
-    exit_code: int | None
-    stdout: str
-    stderr: str
-
-
 class CodeExecutionVerifier:
     """Reward 1.0 when the final answer's code passes every hidden test, else 0.0.
 
     Sub-scores: ``all_passed`` (the reward) and ``tests_passed`` (the fraction passed).
     Evidence: ``code_found``, ``load_error``, ``timed_out``, ``exit_code``, ``stdout`` and
     ``stderr`` (first 2,000 characters), ``output_dropped`` (characters past
-    ``output_limit``) and, per test, the call, what was expected and what came back.
+    ``output_limit``), ``refused`` (what the sandbox's audit hook refused) and, per test,
+    the call, what was expected and what came back.
     ``sub_scorers`` add evidence only.
     """
 
-    __slots__ = (
-        "_cpu_seconds",
-        "_file_bytes",
-        "_memory_bytes",
-        "_output_limit",
-        "_python",
-        "_sub_scorers",
-        "_tests",
-        "_timeout",
-    )
+    __slots__ = ("_output_limit", "_sandbox", "_sub_scorers", "_tests")
 
     def __init__(
         self,
@@ -199,12 +172,15 @@ class CodeExecutionVerifier:
         if not tests:
             raise ValueError("CodeExecutionVerifier needs at least one test")
         self._tests = tuple(tests)
-        self._timeout = timeout
-        self._cpu_seconds = math.ceil(timeout) + 1
-        self._memory_bytes = memory_bytes
         self._output_limit = output_limit
-        self._file_bytes = file_bytes
-        self._python = python
+        limits = SandboxLimits(
+            timeout=timeout,
+            cpu_seconds=math.ceil(timeout) + 1,
+            memory_bytes=memory_bytes,
+            file_bytes=file_bytes,
+            output_limit=_EVIDENCE_CHARS * 4,  # bytes, for 2,000 characters of evidence
+        )
+        self._sandbox = Sandbox(limits, python=python)
         self._sub_scorers = tuple(sub_scorers)
 
     @property
@@ -215,24 +191,31 @@ class CodeExecutionVerifier:
         answer = final_answer(episode.transcript)
         code = extract_python(answer.text) if answer is not None else None
         evidence: dict[str, Any] = {"code_found": code is not None}
-        run: _Run | None = None
+        results: list[dict[str, Any]] | None = None
         if code is not None:
-            run = await anyio.to_thread.run_sync(self._run, code)
-        outcomes = self._judge(run)
-        passed = sum(1 for o in outcomes if o["passed"])
-        all_passed = 1.0 if passed == len(self._tests) else 0.0
-        scores = {"all_passed": all_passed, "tests_passed": passed / len(self._tests)}
-        if run is not None:
-            load_error = next((r["load_error"] for r in run.results if "load_error" in r), None)
-            done = next((r for r in run.results if r.get("done")), {})
+            run = await self._run(code)
+            results = _read_results(run.files.get("results.jsonl", b""))
+            if not results or not results[0].get("ready"):
+                raise VerifierError(
+                    f"code sandbox failed before running the code (exit code "
+                    f"{run.exit_code}): {run.stderr[:_EVIDENCE_CHARS]!r}"
+                )
+            results = results[1:]
+            load_error = next((r["load_error"] for r in results if "load_error" in r), None)
+            done = next((r for r in results if r.get("done")), {})
             evidence |= {
                 "load_error": load_error,
                 "timed_out": run.timed_out,
                 "exit_code": run.exit_code,
-                "stdout": run.stdout,
-                "stderr": run.stderr,
+                "stdout": run.stdout[:_EVIDENCE_CHARS],
+                "stderr": run.stderr[:_EVIDENCE_CHARS],
                 "output_dropped": sum(done.get("dropped", [0, 0])),
+                "refused": list(run.refused),
             }
+        outcomes = self._judge(results)
+        passed = sum(1 for o in outcomes if o["passed"])
+        all_passed = 1.0 if passed == len(self._tests) else 0.0
+        scores = {"all_passed": all_passed, "tests_passed": passed / len(self._tests)}
         evidence["tests"] = outcomes
         for sub_scorer in self._sub_scorers:
             part = sub_scorer(episode)
@@ -240,8 +223,21 @@ class CodeExecutionVerifier:
             evidence.update(part.evidence)
         return Score(reward=all_passed, scores=scores, evidence=evidence)
 
-    def _judge(self, run: _Run | None) -> list[dict[str, Any]]:
-        by_index = {r["index"]: r for r in run.results if "index" in r} if run else {}
+    async def _run(self, code: str) -> SandboxResult:
+        calls = [[t.function, list(t.args)] for t in self._tests]
+        try:
+            return await self._sandbox.run(
+                _HARNESS,
+                args=[str(self._output_limit)],
+                files={"solution.py": code, "tests.json": orjson.dumps(calls)},
+                collect=["results.jsonl"],
+                filename="harness.py",
+            )
+        except SandboxError as exc:
+            raise VerifierError(f"code sandbox {exc}") from exc
+
+    def _judge(self, results: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+        by_index = {r["index"]: r for r in results or () if "index" in r}
         outcomes = []
         for i, test in enumerate(self._tests):
             result = by_index.get(i)
@@ -269,74 +265,10 @@ class CodeExecutionVerifier:
             outcomes.append(outcome)
         return outcomes
 
-    def _limit_resources(self) -> None:  # runs in the child between fork and exec
-        import resource
 
-        resource.setrlimit(resource.RLIMIT_CPU, (self._cpu_seconds, self._cpu_seconds))
-        resource.setrlimit(resource.RLIMIT_AS, (self._memory_bytes, self._memory_bytes))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (self._file_bytes, self._file_bytes))
-
-    def _run(self, code: str) -> _Run:
-        """Blocking: runs in a worker thread (see :meth:`verify`)."""
-        with tempfile.TemporaryDirectory(prefix="gymbus-code-") as tmp:
-            workdir = Path(tmp)
-            (workdir / "solution.py").write_text(code, encoding="utf-8")
-            calls = [[t.function, list(t.args)] for t in self._tests]
-            (workdir / "tests.json").write_bytes(orjson.dumps(calls))
-            command = [self._python, "-I", "-S", "-X", "utf8", "-c", _HARNESS]
-            with (
-                open(workdir / "stdout.txt", "wb") as stdout,
-                open(workdir / "stderr.txt", "wb") as stderr,
-            ):
-                try:
-                    process = subprocess.Popen(
-                        [*command, str(self._output_limit)],
-                        cwd=workdir,
-                        stdin=subprocess.DEVNULL,
-                        stdout=stdout,
-                        stderr=stderr,
-                        env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"},
-                        start_new_session=True,
-                        preexec_fn=self._limit_resources if sys.platform == "linux" else None,
-                    )
-                except OSError as exc:
-                    raise VerifierError(
-                        f"code sandbox could not start {self._python!r}: {exc}"
-                    ) from exc
-                timed_out = False
-                try:
-                    process.wait(timeout=self._timeout)
-                except subprocess.TimeoutExpired:
-                    timed_out = True
-                _kill_group(process)  # also whatever the code started and left running
-            results = _read_results(workdir / "results.jsonl")
-            if not results or not results[0].get("ready"):
-                raise VerifierError(
-                    f"code sandbox failed before running the code (exit code "
-                    f"{process.returncode}): {_head(workdir / 'stderr.txt')!r}"
-                )
-            return _Run(
-                results=results[1:],
-                timed_out=timed_out,
-                exit_code=None if timed_out else process.returncode,
-                stdout=_head(workdir / "stdout.txt"),
-                stderr=_head(workdir / "stderr.txt"),
-            )
-
-
-def _kill_group(process: subprocess.Popen[bytes]) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-
-
-def _read_results(path: Path) -> list[dict[str, Any]]:
-    try:
-        lines = path.read_bytes().splitlines()
-    except FileNotFoundError:
-        return []
+def _read_results(data: bytes) -> list[dict[str, Any]]:
     results = []
-    for line in lines:
+    for line in data.splitlines():
         try:
             value = json.loads(line)  # not orjson: integers may exceed 64 bits
         except ValueError:
@@ -344,8 +276,3 @@ def _read_results(path: Path) -> list[dict[str, Any]]:
         if isinstance(value, dict):
             results.append(value)
     return results
-
-
-def _head(path: Path) -> str:
-    with open(path, "rb") as f:
-        return f.read(_EVIDENCE_CHARS * 4).decode("utf-8", errors="replace")[:_EVIDENCE_CHARS]
