@@ -35,7 +35,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from gymbus.runtime.errors import ConfigError
 from gymbus.runtime.limits import Limits
@@ -75,6 +75,13 @@ class CollectConfig(BaseModel):
     sampling: SamplingParams = SamplingParams()
     limits: dict[str, Any] = Field(default_factory=dict)
 
+    @field_validator("out")
+    @classmethod
+    def _openable(cls, out: Path | None) -> Path | None:
+        if out is not None and "\x00" in str(out):
+            raise ValueError("a file path cannot contain a NUL character")
+        return out
+
     def limit_overrides(self) -> dict[str, Any]:
         unknown = set(self.limits) - set(Limits.model_fields)
         if unknown:
@@ -92,8 +99,12 @@ def load_config(path: Path) -> CollectConfig:
         data = tomllib.loads(path.read_text())
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib parses nested arrays and tables recursively
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     try:
         return CollectConfig.model_validate(data)
     except ValidationError as exc:

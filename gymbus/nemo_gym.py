@@ -358,7 +358,7 @@ def _output_messages(
     for index, item in enumerate(items):
         try:
             generation = training_generation(item, model) if isinstance(item, dict) else None
-        except ValueError as exc:
+        except (TypeError, ValueError) as exc:  # int() of a null or a list is a TypeError
             raise _BadFieldError(f"{where}[{index}]", f"bad training fields: {exc}") from None
         if generation is not None:
             ends[index] = generation

@@ -208,8 +208,10 @@ class RemoteEnv:
                 cause = (
                     "timed out" if isinstance(exc, TimeoutError) else f"{type(exc).__name__}: {exc}"
                 )
-            except aiohttp.ClientError as exc:
-                raise RemoteCallError(f"{method} {safe_url(url)} failed: {exc!r}") from None
+            except aiohttp.ClientError as exc:  # str, not repr: that shows request headers
+                raise RemoteCallError(
+                    f"{method} {safe_url(url)} failed: {type(exc).__name__}: {exc}"
+                ) from None
             else:
                 if 200 <= status < 300:
                     return raw

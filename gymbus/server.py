@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -20,7 +21,6 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
-import orjson
 import structlog
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
@@ -149,7 +149,7 @@ class _EnvServer:
         )
         self._tokens = tuple(_digest(t) for t in config.tokens)
         self._in_flight: dict[tuple[Owner, str | None], int] = {}
-        self._instances: dict[tuple[str, bytes], Environment] = {}
+        self._instances: dict[tuple[str, str], Environment] = {}
 
     # -- guards -----------------------------------------------------------------------------
     def _owner(self, request: web.Request) -> Owner:
@@ -228,7 +228,7 @@ class _EnvServer:
                 f"environment {name!r} is not served here; served: {served}",
                 field="env",
             )
-        key = (name, orjson.dumps(options, option=orjson.OPT_SORT_KEYS))
+        key = (name, json.dumps(options, sort_keys=True))  # any JSON int (orjson: 64 bits)
         env = self._instances.get(key)
         if env is None:
             try:
@@ -284,7 +284,7 @@ class _EnvServer:
                 data = await episode.call_tool(name, body.arguments)
             else:
                 call = [body.request_id, name, body.arguments]  # an id names one call
-                key = orjson.dumps(call, option=orjson.OPT_SORT_KEYS).decode()
+                key = json.dumps(call, sort_keys=True)  # any JSON int (orjson: 64 bits)
                 data = await episode.tool_replies.once(
                     key, lambda: episode.call_tool(name, body.arguments)
                 )
@@ -325,7 +325,7 @@ class _EnvServer:
         sha = request.match_info["sha256"]
         store = MediaStore.shared()
         probe = None
-        if _SHA256.match(sha):
+        if _SHA256.fullmatch(sha):
             probe = MediaRef(sha256=sha, mime_type="application/octet-stream", size=0)
         if probe is None or probe not in store:
             raise _ProtocolError(404, "unknown_media", "no such media blob")

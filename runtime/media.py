@@ -175,7 +175,7 @@ class MediaStore:
         Without ``mime_type`` the type is detected from the bytes; a declared type must
         agree with them (see :func:`~gymbus.runtime.media_sniff.media_type`).
         """
-        if mime_type is not None and not _MIME.match(mime_type):
+        if mime_type is not None and not _MIME.fullmatch(mime_type):
             raise WireFormatError(f"media type {mime_type!r} is not of the form type/subtype")
         data = bytes(data)
         if not data:
@@ -220,7 +220,7 @@ class MediaStore:
                 " supported"
             )
         mime_type = uri[5:mark]
-        if not _MIME.match(mime_type):
+        if not _MIME.fullmatch(mime_type):
             raise WireFormatError(
                 f"data URI media type {mime_type!r} is not of the form type/subtype"
             )

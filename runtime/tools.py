@@ -39,17 +39,22 @@ class Tool(Protocol):
 class FunctionTool:
     """Wrap a plain (sync or async) function taking keyword arguments as a :class:`Tool`.
 
-    Arguments are checked against the JSON Schema in ``spec.parameters`` before the call;
-    a violation raises :class:`ToolArgumentsError` naming the offending field.
+    Arguments are checked against the JSON Schema in ``spec.parameters`` and against the
+    function's parameters before the call; a violation (or an argument the function does
+    not take) raises :class:`ToolArgumentsError` naming the offending field.
     """
 
-    __slots__ = ("_fn", "_is_async", "_spec", "_validator")
+    __slots__ = ("_fn", "_is_async", "_signature", "_spec", "_validator")
 
     def __init__(self, fn: Callable[..., ToolOutput | Awaitable[ToolOutput]], spec: ToolSpec):
         self._fn = fn
         self._spec = spec
         self._is_async = inspect.iscoroutinefunction(fn)
         self._validator = Draft202012Validator(spec.parameters)
+        try:
+            self._signature: inspect.Signature | None = inspect.signature(fn)
+        except (TypeError, ValueError):  # a callable without a signature: not checked
+            self._signature = None
 
     @property
     def spec(self) -> ToolSpec:
@@ -62,6 +67,13 @@ class FunctionTool:
             raise ToolArgumentsError(
                 f"invalid arguments for {self._spec.name!r} at {where}: {error.message}"
             )
+        if self._signature is not None:
+            try:  # a schema need not forbid extra fields: don't let them crash the call
+                self._signature.bind(**arguments)
+            except TypeError as exc:
+                raise ToolArgumentsError(
+                    f"invalid arguments for {self._spec.name!r}: {exc}"
+                ) from None
         result = self._fn(**arguments)
         if self._is_async:
             return await result  # type: ignore[no-any-return,misc]
