@@ -23,12 +23,13 @@ from __future__ import annotations
 import random
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from gymbus.envs.base import Difficulty, Environment
+from gymbus.envs.base import Difficulty
 from gymbus.envs.builtin.images import RGB, Canvas, decode_png, first_image, image_question
+from gymbus.envs.media_env import MediaEnvironment
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import (
     ExactMatchVerifier,
@@ -260,7 +261,7 @@ def _evidence(extract: Extractor, task: ChartTask) -> SubScorer:
     return sub_score
 
 
-class ChartReading(Environment):
+class ChartReading(MediaEnvironment):
     name = "chart-reading"
     description = (
         "Read exact values off a seeded bar chart image (labelled y-axis with gridlines) and "
@@ -274,13 +275,6 @@ class ChartReading(Environment):
         task_type="chart-question-answering",
         verification_method="exact-match",
     )
-
-    def __init__(
-        self, *, difficulty: Difficulty = "medium", media: MediaStore | None = None, **options: Any
-    ) -> None:
-        super().__init__(difficulty=difficulty, **options)
-        # the store adapters inline images from (the process-wide one unless given)
-        self.media = media if media is not None else MediaStore.shared()
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)

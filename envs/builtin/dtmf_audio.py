@@ -28,11 +28,11 @@ from __future__ import annotations
 
 import random
 import re
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import model_validator
 
-from gymbus.envs.base import Difficulty, Environment
+from gymbus.envs.base import Difficulty
 from gymbus.envs.builtin.audio import (
     SAMPLE_RATE,
     Tone,
@@ -44,6 +44,7 @@ from gymbus.envs.builtin.audio import (
     synthesize,
     write_wav,
 )
+from gymbus.envs.media_env import MediaEnvironment
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import (
     ExactMatchVerifier,
@@ -278,7 +279,7 @@ def _evidence(extract: Extractor, task: DtmfTask) -> SubScorer:
     return sub_score
 
 
-class DtmfAudio(Environment):
+class DtmfAudio(MediaEnvironment):
     name = "dtmf-audio"
     description = (
         "Listen to a seeded recording of telephone keypad (DTMF) tones and say which number "
@@ -292,13 +293,6 @@ class DtmfAudio(Environment):
         task_type="audio-decoding",
         verification_method="exact-match",
     )
-
-    def __init__(
-        self, *, difficulty: Difficulty = "medium", media: MediaStore | None = None, **options: Any
-    ) -> None:
-        super().__init__(difficulty=difficulty, **options)
-        # the store adapters inline audio from (the process-wide one unless given)
-        self.media = media if media is not None else MediaStore.shared()
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)

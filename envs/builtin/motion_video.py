@@ -29,9 +29,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
 
-from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.builtin.motion_scenes import (
     COLOURS,
     FRAME_MS,
@@ -54,6 +52,7 @@ from gymbus.envs.builtin.video import (
     track,
     video_question,
 )
+from gymbus.envs.media_env import MediaEnvironment
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import ExactMatchVerifier, SubScore, SubScorer, final_answer
 from gymbus.envs.verifiers.exact import Extractor
@@ -141,7 +140,7 @@ def _evidence(extract: Extractor, task: MotionTask) -> SubScorer:
     return sub_score
 
 
-class MotionVideo(Environment):
+class MotionVideo(MediaEnvironment):
     name = "motion-video"
     description = (
         "Watch a seeded animated GIF of moving coloured shapes and say which way one moved, "
@@ -155,13 +154,6 @@ class MotionVideo(Environment):
         task_type="motion-tracking",
         verification_method="exact-match",
     )
-
-    def __init__(
-        self, *, difficulty: Difficulty = "medium", media: MediaStore | None = None, **options: Any
-    ) -> None:
-        super().__init__(difficulty=difficulty, **options)
-        # the store adapters inline videos from (the process-wide one unless given)
-        self.media = media if media is not None else MediaStore.shared()
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)

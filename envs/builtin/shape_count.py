@@ -21,11 +21,11 @@ from __future__ import annotations
 import random
 import re
 from collections import Counter
-from typing import Any, Literal, NamedTuple
+from typing import Literal, NamedTuple
 
 from pydantic import model_validator
 
-from gymbus.envs.base import Difficulty, Environment
+from gymbus.envs.base import Difficulty
 from gymbus.envs.builtin.images import (
     RGB,
     Canvas,
@@ -36,6 +36,7 @@ from gymbus.envs.builtin.images import (
     first_image,
     image_question,
 )
+from gymbus.envs.media_env import MediaEnvironment
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers import (
     ExactMatchVerifier,
@@ -263,7 +264,7 @@ def _evidence(extract: Extractor, task: ShapeTask) -> SubScorer:
     return sub_score
 
 
-class ShapeCount(Environment):
+class ShapeCount(MediaEnvironment):
     name = "shape-count"
     description = (
         "Count the circles, squares and triangles of given colours in a seeded flat-colour "
@@ -276,13 +277,6 @@ class ShapeCount(Environment):
         task_type="visual-counting",
         verification_method="exact-match",
     )
-
-    def __init__(
-        self, *, difficulty: Difficulty = "medium", media: MediaStore | None = None, **options: Any
-    ) -> None:
-        super().__init__(difficulty=difficulty, **options)
-        # the store adapters inline images from (the process-wide one unless given)
-        self.media = media if media is not None else MediaStore.shared()
 
     def task(self, seed: int) -> Task:
         data = generate(seed, self.difficulty)
