@@ -1,5 +1,5 @@
 """``gymbus report FILE…``: rewards, pass@k, failures, tokens and latency of rollout files,
-as rich tables or one JSON object."""
+as rich tables or one JSON object, and optionally as a self-contained HTML page."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from gymbus.report import Report, Summary, summarize
+from gymbus.report_html import collect, write_html
 from gymbus.runtime.sink import RolloutFileError
 
 
@@ -30,13 +31,33 @@ def report(
         float, typer.Option(help="a scored rollout succeeds when reward >= this")
     ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    html: Annotated[
+        Path | None,
+        typer.Option(
+            "--html",
+            help="also write a self-contained HTML page with the tables and charts",
+            metavar="PATH",
+            dir_okay=False,
+        ),
+    ] = None,
 ) -> None:
     """Summarize rollout files per environment, capability and rollout structure."""
     try:
-        result = summarize(files, success_threshold=success_threshold)
+        if html is None:
+            result = summarize(files, success_threshold=success_threshold)
+        else:
+            result, charts = collect(files, success_threshold=success_threshold)
     except RolloutFileError as exc:
         Console(stderr=True).print(Text.assemble(("error: ", "red"), str(exc)), soft_wrap=True)
         raise typer.Exit(2) from None
+    if html is not None:
+        try:
+            write_html(result, charts, html)
+        except OSError as exc:
+            Console(stderr=True).print(
+                Text.assemble(("error: ", "red"), f"cannot write {html}: {exc}"), soft_wrap=True
+            )
+            raise typer.Exit(2) from None
     if as_json:
         typer.echo(result.model_dump_json(indent=2))
         return
