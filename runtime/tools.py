@@ -24,6 +24,21 @@ class ToolSpec(Frozen):
     strict: bool = False
 
 
+def string_tool_spec(name: str, description: str, **arguments: str) -> ToolSpec:
+    """A spec whose arguments are all required strings (``argument="what it is"``) and
+    no other argument is accepted — the common shape of lookup tools."""
+    return ToolSpec(
+        name=name,
+        description=description,
+        parameters={
+            "type": "object",
+            "properties": {k: {"type": "string", "description": v} for k, v in arguments.items()},
+            "required": list(arguments),
+            "additionalProperties": False,
+        },
+    )
+
+
 @runtime_checkable
 class Tool(Protocol):
     """A callable tool. Raise :class:`~gymbus.runtime.errors.ToolInputError` for input the

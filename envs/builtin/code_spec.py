@@ -41,7 +41,7 @@ from gymbus.runtime.messages import (
     UserMessage,
 )
 from gymbus.runtime.tasks import Task
-from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
+from gymbus.runtime.tools import FunctionTool, Toolbox, string_tool_spec
 from gymbus.runtime.transcript import Transcript
 
 __all__ = ["CodeSpec", "CodeSpecSolver", "code_tools", "render_solution", "request"]
@@ -60,19 +60,6 @@ def request(module: str, purpose: str) -> str:
         "exactly as its specification says. Reply with one ```python code block that defines "
         "the function under its specified name, together with any helper function its spec "
         "depends on (under the helper's own name); only that code block will be run."
-    )
-
-
-def _tool_spec(name: str, description: str, argument: str, about: str) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": {argument: {"type": "string", "description": about}},
-            "required": [argument],
-            "additionalProperties": False,
-        },
     )
 
 
@@ -104,21 +91,19 @@ def code_tools(data: CodeSpecTask) -> Toolbox:
         [
             FunctionTool(
                 list_functions,
-                _tool_spec(
+                string_tool_spec(
                     "list_functions",
                     "List a module's functions: name and one-line summary.",
-                    "module",
-                    "The module name, like 'billing'.",
+                    module="The module name, like 'billing'.",
                 ),
             ),
             FunctionTool(
                 get_spec,
-                _tool_spec(
+                string_tool_spec(
                     "get_spec",
                     "A function's specification: signature, rules, constants, edge cases, "
                     "examples and the helper functions it depends on.",
-                    "function_name",
-                    "The function's name, as list_functions shows it.",
+                    function_name="The function's name, as list_functions shows it.",
                 ),
             ),
         ]

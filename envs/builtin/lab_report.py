@@ -52,7 +52,7 @@ from gymbus.runtime.messages import (
     UserMessage,
 )
 from gymbus.runtime.tasks import Task
-from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
+from gymbus.runtime.tools import FunctionTool, Toolbox, string_tool_spec
 from gymbus.runtime.transcript import Transcript
 
 __all__ = ["LabReport", "LabReportSolver", "instructions", "lab_tools", "request"]
@@ -118,19 +118,6 @@ def _json(record: BaseModel) -> str:
     return orjson.dumps(record.model_dump(mode="json")).decode()
 
 
-def _spec(name: str, description: str, **properties: str) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": {k: {"type": "string", "description": v} for k, v in properties.items()},
-            "required": list(properties),
-            "additionalProperties": False,
-        },
-    )
-
-
 def lab_tools(world: LabWorld) -> Toolbox:
     """The read-only record tools over ``world``. Unknown ids raise ToolInputError."""
 
@@ -159,7 +146,7 @@ def lab_tools(world: LabWorld) -> Toolbox:
     tools = [
         FunctionTool(
             get_sample,
-            _spec(
+            string_tool_spec(
                 "get_sample",
                 "Read a sample record: material, collection time, protocol id and the "
                 "replicate readings with their flags.",
@@ -168,7 +155,7 @@ def lab_tools(world: LabWorld) -> Toolbox:
         ),
         FunctionTool(
             get_protocol,
-            _spec(
+            string_tool_spec(
                 "get_protocol",
                 "Read a test protocol: analyte, unit, acceptance limits, reporting decimals "
                 "and minimum number of valid replicates.",
@@ -181,7 +168,7 @@ def lab_tools(world: LabWorld) -> Toolbox:
             0,
             FunctionTool(
                 get_batch,
-                _spec(
+                string_tool_spec(
                     "get_batch",
                     "Read a batch record: site, date received and its sample ids in order.",
                     batch_id="The batch id, like 'B-1234'.",

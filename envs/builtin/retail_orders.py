@@ -33,7 +33,7 @@ from gymbus.runtime.messages import (
     UserMessage,
 )
 from gymbus.runtime.tasks import Task
-from gymbus.runtime.tools import FunctionTool, Toolbox, ToolSpec
+from gymbus.runtime.tools import FunctionTool, Toolbox, string_tool_spec
 from gymbus.runtime.transcript import Transcript
 
 __all__ = ["RetailOrders", "RetailOrdersSolver", "question", "retail_tools"]
@@ -61,19 +61,6 @@ def _json(record: BaseModel | dict[str, Any]) -> str:
         else record
     )
     return orjson.dumps(data).decode()
-
-
-def _spec(name: str, description: str, **properties: str) -> ToolSpec:
-    return ToolSpec(
-        name=name,
-        description=description,
-        parameters={
-            "type": "object",
-            "properties": {k: {"type": "string", "description": v} for k, v in properties.items()},
-            "required": list(properties),
-            "additionalProperties": False,
-        },
-    )
 
 
 def retail_tools(world: RetailWorld) -> Toolbox:
@@ -124,7 +111,7 @@ def retail_tools(world: RetailWorld) -> Toolbox:
     tools = [
         FunctionTool(
             get_order,
-            _spec(
+            string_tool_spec(
                 "get_order",
                 "Look up an order: customer, product sku, status and shipping warehouse.",
                 order_id="The order id, like 'ORD-12345'.",
@@ -132,7 +119,7 @@ def retail_tools(world: RetailWorld) -> Toolbox:
         ),
         FunctionTool(
             get_warehouse,
-            _spec(
+            string_tool_spec(
                 "get_warehouse",
                 "Look up a warehouse: city, suppliers and its stock-system location code(s).",
                 warehouse_id="The warehouse id, like 'WH-123'.",
@@ -140,7 +127,7 @@ def retail_tools(world: RetailWorld) -> Toolbox:
         ),
         FunctionTool(
             get_stock,
-            _spec(
+            string_tool_spec(
                 "get_stock",
                 "Units of a product on hand at a stock-system location.",
                 location_code="A location code, like 'LOC-A12' (not a warehouse id).",
@@ -153,7 +140,7 @@ def retail_tools(world: RetailWorld) -> Toolbox:
             1,
             FunctionTool(
                 get_shipment,
-                _spec(
+                string_tool_spec(
                     "get_shipment",
                     "Look up a shipment of a rerouted order: carrier and shipping warehouse.",
                     shipment_id="The shipment id, like 'SHP-123456'.",
