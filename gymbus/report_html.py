@@ -1,103 +1,22 @@
 """A rollout report as one static, self-contained HTML page (``gymbus report --html``):
-the summary tables plus inline SVG charts — reward distribution per environment, failures
-by cause, latency — with inline CSS and no scripts or external resources.
+the summary tables plus the inline SVG charts of :mod:`gymbus.charts` — reward
+distribution per environment and per capability, failures by cause, latency, reward over
+time and per weight version — with inline CSS and no scripts or external resources.
 
-The chart data is collected in the same streaming pass as the :class:`Report`, as fixed
-histogram bins (bounded memory). Every string that comes from rollouts or file names is
-HTML-escaped.
+The chart data is collected in the same streaming pass as the :class:`Report` (bounded
+memory). Every string that comes from rollouts or file names is HTML-escaped.
 """
 
 from __future__ import annotations
 
-import html
-import math
 import os
-from bisect import bisect_right
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from pathlib import Path
 
+from gymbus.charts import ChartData, charts_html
+from gymbus.charts import escape as _e
 from gymbus.report import Report, ReportTally, Summary
-from gymbus.runtime.rollout import Rollout
 from gymbus.runtime.sink import read_rollouts
-
-REWARD_EDGES: tuple[float, ...] = tuple(i / 10 for i in range(11))
-"""Reward bins: tenths of [0, 1]; rewards outside go to a below / above bin."""
-LATENCY_EDGES: tuple[float, ...] = tuple(10 ** (i / 4) for i in range(-12, 17))
-"""Latency bins: four per decade from 1 ms to 10⁴ s."""
-
-Bar = tuple[str, str, int]
-"""(tick label, tooltip, count) of one bar of a chart."""
-
-
-def _e(value: object) -> str:
-    """HTML-escape anything interpolated into the page (text and attribute values)."""
-    return html.escape(str(value), quote=True)
-
-
-@dataclass(slots=True)
-class BinCounts:
-    """Counts of values in fixed bins ``[edges[i], edges[i+1])`` (the last bin closed),
-    plus the values below the first edge and above the last; non-finite values are
-    ignored."""
-
-    edges: tuple[float, ...]
-    counts: list[int] = field(default_factory=list)
-    below: int = 0
-    above: int = 0
-
-    def __post_init__(self) -> None:
-        if len(self.edges) < 2 or list(self.edges) != sorted(self.edges):
-            raise ValueError("need at least two edges, in increasing order")
-        self.counts = [0] * (len(self.edges) - 1)
-
-    def add(self, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        if value < self.edges[0]:
-            self.below += 1
-        elif value > self.edges[-1]:
-            self.above += 1
-        else:
-            self.counts[min(bisect_right(self.edges, value) - 1, len(self.counts) - 1)] += 1
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts) + self.below + self.above
-
-    def bars(self, label: Callable[[float], str], *, trim: bool = False) -> list[Bar]:
-        """The bars of a histogram: the below / above bins only when not empty; with
-        ``trim``, also without the empty bins before the first and after the last value."""
-        bars: list[Bar] = []
-        if self.below:
-            first = label(self.edges[0])
-            bars.append((f"<{first}", f"below {first}: {self.below}", self.below))
-        for i, count in enumerate(self.counts):
-            low, high = label(self.edges[i]), label(self.edges[i + 1])
-            bars.append((low, f"{low} to {high}: {count}", count))
-        if self.above:
-            last = label(self.edges[-1])
-            bars.append((f">{last}", f"above {last}: {self.above}", self.above))
-        if trim:
-            counted = [i for i, bar in enumerate(bars) if bar[2]]
-            bars = bars[counted[0] : counted[-1] + 1] if counted else []
-        return bars
-
-
-@dataclass(slots=True)
-class ChartData:
-    """What the charts need beyond the :class:`Report`, collected while streaming."""
-
-    rewards: dict[str, BinCounts] = field(default_factory=dict)
-    """Rewards of scored rollouts, per environment."""
-    latency: BinCounts = field(default_factory=lambda: BinCounts(LATENCY_EDGES))
-    """``timing.wall_s`` of all rollouts."""
-
-    def add(self, rollout: Rollout) -> None:
-        rewards = self.rewards.setdefault(rollout.env, BinCounts(REWARD_EDGES))
-        if rollout.status == "scored" and rollout.reward is not None:
-            rewards.add(rollout.reward)
-        self.latency.add(rollout.timing.wall_s)
 
 
 def collect(
@@ -177,76 +96,6 @@ def _table(label: str, rows: dict[str, Summary]) -> str:
     return "".join(out)
 
 
-def bar_chart(title: str, bars: Sequence[Bar], *, color: str, slot: int = 44) -> str:
-    """An inline SVG bar chart: one bar per ``(tick, tooltip, count)``, its count above."""
-    height, top, bottom, left = 170, 16, 30, 8
-    plot_h = height - top - bottom
-    width = left * 2 + slot * max(len(bars), 3)
-    peak = max((count for _, _, count in bars), default=0)
-    base = top + plot_h
-    out = [
-        f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
-        f'role="img" aria-label="{_e(title)}">',
-        f'<line x1="{left}" y1="{base}" x2="{width - left}" y2="{base}" stroke="#999"/>',
-    ]
-    if not peak:
-        out.append(
-            f'<text class="muted" x="{width / 2:g}" y="{base / 2:g}" '
-            'text-anchor="middle">no data</text>'
-        )
-    for i, (tick, tip, count) in enumerate(bars if peak else ()):
-        x = left + i * slot
-        middle = x + slot / 2
-        h = plot_h * count / peak
-        out.append(
-            f"<g><title>{_e(tip)}</title>"
-            f'<rect x="{x + 3}" y="{base - h:.1f}" width="{slot - 6}" height="{h:.1f}" '
-            f'fill="{_e(color)}"/>'
-            f'<text x="{middle:g}" y="{base - h - 3:.1f}" text-anchor="middle">'
-            f"{_e(count) if count else ''}</text>"
-            f'<text x="{middle:g}" y="{base + 13}" text-anchor="middle">{_e(tick)}</text></g>'
-        )
-    out.append("</svg>")
-    return "".join(out)
-
-
-def _seconds(value: float) -> str:
-    return f"{value * 1000:.2g}ms" if value < 1 else f"{value:.2g}s"
-
-
-def _figure(caption: str, svg: str) -> str:
-    return f"<figure><figcaption>{_e(caption)}</figcaption>{svg}</figure>"
-
-
-def _charts(report: Report, charts: ChartData) -> str:
-    out = ['<h2>reward distribution per environment</h2><div class="charts">']
-    for env, rewards in sorted(charts.rewards.items()):
-        failed = report.by_env[env].failed if env in report.by_env else 0
-        caption = (
-            f"{env}: rewards of {rewards.total} scored rollouts in bins of 0.1 (lower edge "
-            f"shown, the last includes 1); {failed} failed (no reward)"
-        )
-        bars = rewards.bars(lambda edge: f"{edge:g}")
-        out.append(_figure(caption, bar_chart(f"rewards of {env}", bars, color="#3b7dd8")))
-    out.append('</div><h2>failures and latency</h2><div class="charts">')
-    failures = [(kind, f"{kind}: {n}", n) for kind, n in report.overall.failures.items()]
-    out.append(
-        _figure(
-            f"failed rollouts by cause ({report.overall.failed} of {report.rollouts})",
-            bar_chart("failures by cause", failures, color="#d8563b", slot=72),
-        )
-    )
-    latency = charts.latency.bars(_seconds, trim=True)
-    out.append(
-        _figure(
-            "latency: rollouts by wall time (bins of a quarter decade, lower edge shown)",
-            bar_chart("latency histogram", latency, color="#4a9a5c"),
-        )
-    )
-    out.append("</div>")
-    return "".join(out)
-
-
 def render_html(report: Report, charts: ChartData) -> str:
     """The whole page: a header, the summary tables and the charts."""
     files = ", ".join(f"<code>{_e(name)}</code>" for name in report.files) or "none"
@@ -274,7 +123,7 @@ def render_html(report: Report, charts: ChartData) -> str:
         "unsuccessful in its group. pass@k/pass^k average the groups (same group_id; none = "
         "a group of one) with ≥ k rollouts. Reward: mean ± standard error over scored "
         "rollouts. Tokens: mean per rollout. Latency: wall seconds, linear interpolation.</p>"
-        f"{tables}<section>{_charts(report, charts)}</section></main></body></html>\n"
+        f"{tables}<section>{charts_html(charts)}</section></main></body></html>\n"
     )
 
 

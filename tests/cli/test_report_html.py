@@ -14,8 +14,9 @@ import orjson
 import pytest
 from typer.testing import CliRunner
 
+from gymbus.charts import LATENCY_EDGES, REWARD_EDGES, BinCounts, ChartData, charts_html
 from gymbus.cli import app
-from gymbus.report_html import LATENCY_EDGES, REWARD_EDGES, BinCounts, collect, render_html
+from gymbus.report_html import collect, render_html
 from gymbus.runtime.rollout import Failure, Rollout, Timing
 
 GYMBUS = str(Path(sys.executable).parent / "gymbus")
@@ -67,6 +68,11 @@ def _assert_self_contained(page: str) -> None:
     assert "<link" not in page.lower()
 
 
+def _charts(page: str) -> list[str]:
+    """The titles of the page's SVG charts, in order (as written, escaped)."""
+    return re.findall(r'<svg [^>]*aria-label="([^"]*)"', page)
+
+
 def _run(tmp_path: Path, model: str, n: int, out: str) -> None:
     ran = subprocess.run(
         [GYMBUS, "run", "retail-orders", "--model", model, "--n", str(n), "--out", out],
@@ -92,7 +98,14 @@ def test_a_page_from_files_written_by_gymbus_run(
     _assert_self_contained(page)
     parsed = _parse(page)
     assert parsed.tags.count("table") == 4  # overall, env, capability, structure
-    assert parsed.tags.count("svg") == 3  # one env's rewards, failures, latency
+    # one env's and one capability's rewards, failures, latency, reward over time
+    assert _charts(page) == [
+        "rewards of retail-orders",
+        "rewards of information-dependency",
+        "failures by cause",
+        "latency histogram",
+        "reward over time",
+    ]
     first_cells = [row[0] for row in parsed.rows if row]
     assert "all" in first_cells
     assert "retail-orders" in first_cells
@@ -156,7 +169,15 @@ def test_names_from_rollouts_and_files_are_escaped(tmp_path: Path) -> None:
     assert "plain &amp; simple" in page
     parsed = _parse(page)
     assert evil in [row[0] for row in parsed.rows if row]
-    assert parsed.tags.count("svg") == 4  # two envs' rewards, failures, latency
+    assert _charts(page) == [
+        "rewards of &lt;script&gt;alert(1)&lt;/script&gt;",
+        "rewards of plain &amp; simple",
+        "rewards of &quot;&gt;&lt;img src=x onerror=alert(1)&gt;",
+        "rewards of &lt;script&gt;alert(1)&lt;/script&gt;",
+        "failures by cause",
+        "latency histogram",
+        "reward over time",
+    ]
 
 
 def test_histogram_bins_are_bounded_and_edges_inclusive() -> None:
@@ -183,8 +204,8 @@ def test_an_empty_file_renders_placeholders(tmp_path: Path) -> None:
     page = render_html(*collect([path]))
     _assert_self_contained(page)
     parsed = _parse(page)
-    assert parsed.tags.count("svg") == 2
-    assert "no data" in "".join(parsed.text)
+    assert _charts(page) == ["failures by cause", "latency histogram", "reward over time"]
+    assert "".join(parsed.text).count("no data") == 3
 
 
 def test_an_unwritable_page_is_an_error(tmp_path: Path) -> None:
@@ -193,3 +214,41 @@ def test_an_unwritable_page_is_an_error(tmp_path: Path) -> None:
     result = runner.invoke(app, ["report", str(path), "--html", str(tmp_path / "no" / "x.html")])
     assert result.exit_code == 2
     assert "cannot write" in result.output
+
+
+def test_reward_over_time_and_per_weight_version() -> None:
+    charts = ChartData()
+    for i in range(48):  # two spans per bar; the first half rewarded 0, the second 1
+        charts.add_values(
+            env="alpha",
+            capabilities=["schema-adherence"],
+            reward=float(i >= 24),
+            failure_kind=None,
+            wall_s=1.0,
+            started_at=1000.0 + i,
+            weight_version=f"v{i // 24}",
+        )
+    charts.add_values(
+        env="alpha",
+        capabilities=[],
+        reward=None,
+        failure_kind="model",
+        wall_s=None,
+        started_at=None,
+        weight_version="v9",
+    )
+    page = charts_html(charts)
+    titles = _charts(page)
+    assert titles[-2:] == ["reward over time", "reward by weight version"]
+    over_time = page[page.index('aria-label="reward over time"') :]
+    tips = re.findall(r"<title>([^<]*)</title>", over_time.split("</svg>")[0])
+    assert tips[0] == "+0s: mean reward 0.000 over 2"
+    assert tips[-1] == "+45s: mean reward 1.000 over 2"
+    assert sum(int(tip.rsplit(" ", 1)[1]) for tip in tips) == 48
+    by_version = page[page.index('aria-label="reward by weight version"') :]
+    assert re.findall(r"<title>([^<]*)</title>", by_version) == [
+        "v0: mean reward 0.000 over 24",
+        "v1: mean reward 1.000 over 24",
+    ]
+    assert charts.failures == {"model": 1}
+    assert "failed rollouts by cause (1 of 49)" in page
