@@ -5,8 +5,10 @@ episode keys ``(env, seed, sample)``, minus the ``done`` ones on ``--resume``), 
 small batches and keeps a bounded number of them in flight on each worker. A worker is a
 Ray actor that builds its environments, model and :class:`Runtime` from the config (in
 its own event loop, on a thread) and answers a batch of keys with the JSONL lines of its
-finished rollouts. The driver writes them to the one :class:`RolloutSink` as each batch
-comes back::
+finished rollouts, having first saved their media (which only its own media store holds)
+into the rollout file's media folder. The driver writes the lines to the one
+:class:`RolloutSink` as each batch comes back — it never sees the media bytes, so on a
+cluster of several machines the media folder must be on a filesystem they all share::
 
     driver ── batch of keys ──▶ CollectWorker (Runtime, envs, model), one per worker
            ◀── JSONL bytes ───
@@ -26,6 +28,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, cast
 
 import ray
@@ -42,8 +45,9 @@ from gymbus.envs.registry import load
 from gymbus.models import make_model
 from gymbus.plan import EpisodeKey, PlannedTask, plan_jobs, plan_tasks
 from gymbus.progress import CollectProgress
-from gymbus.runtime.errors import ConfigError, GymbusError
+from gymbus.runtime.errors import ConfigError, GymbusError, InputError
 from gymbus.runtime.jobs import EpisodeJob
+from gymbus.runtime.media_files import MediaSaver, media_dir_for
 from gymbus.runtime.rollout import Rollout
 from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.sink import RolloutSink
@@ -86,10 +90,12 @@ async def _serving(client: HTTPClient, runtime: Runtime) -> AsyncIterator[Runtim
 
 class CollectWorker:
     """One Ray actor: a :class:`Runtime` with the run's model and environments, built
-    here from the config (nothing live crosses processes), on an event loop of its own."""
+    here from the config (nothing live crosses processes), on an event loop of its own.
+    It saves the media of its rollouts into ``media_dir`` (an absolute path)."""
 
-    def __init__(self, config_json: str) -> None:
+    def __init__(self, config_json: str, media_dir: str) -> None:
         cfg = self._cfg = CollectConfig.model_validate_json(config_json)
+        self._media = MediaSaver(Path(media_dir))
         self._limits = cfg.limit_overrides()
         self._envs = {
             name: load(name, difficulty=entry.difficulty, **entry.options)
@@ -123,12 +129,17 @@ class CollectWorker:
         return os.getpid()
 
     def play(self, keys: list[EpisodeKey]) -> bytes:
-        """Play ``keys``; their rollouts as JSONL (one line each, in completion order)."""
+        """Play ``keys``; their rollouts as JSONL (one line each, in completion order),
+        each line's media saved before it is returned."""
         return self._portal.call(self._play, keys)
 
     async def _play(self, keys: list[EpisodeKey]) -> bytes:
         jobs = jobs_for(self._envs, keys, group_size=self._cfg.group_size, limits=self._limits)
-        return b"".join([r.to_json_line() async for r in self._runtime.collect(jobs)])
+        lines: list[bytes] = []
+        async for rollout in self._runtime.collect(jobs):
+            self._media.save(rollout)
+            lines.append(rollout.to_json_line())
+        return b"".join(lines)
 
     def close(self) -> None:
         self._stack.close()
@@ -235,6 +246,9 @@ class RayCollector:
         self.max_worker_losses = 3 * workers if max_worker_losses is None else max_worker_losses
         self._on_batch = on_batch
         self._config_json = worker_config(cfg, workers).model_dump_json()
+        assert cfg.out is not None
+        # absolute: a worker's working directory is not the driver's
+        self._media_dir = str(media_dir_for(cfg.out).absolute())
         self._remote = ray.remote(CollectWorker).options(num_cpus=1, max_concurrency=self.depth + 1)
         self._workers: list[_Worker] = []
         self._pending: dict[ray.ObjectRef[bytes], _Batch] = {}
@@ -257,7 +271,8 @@ class RayCollector:
         )
         self._workers = [self._spawn(slot) for slot in range(self.workers)]
         try:
-            with RolloutSink(self.cfg.out) as sink, self.progress:
+            # the workers save the media: only their stores hold the bytes
+            with RolloutSink(self.cfg.out, save_media=False) as sink, self.progress:
                 while queue or self._pending:
                     self._submit(queue)
                     ready, _ = ray.wait(list(self._pending), num_returns=1, timeout=1.0)
@@ -270,7 +285,9 @@ class RayCollector:
 
     def _spawn(self, slot: int) -> _Worker:
         # Ray types .remote() as ActorHandle | type (so that method calls type-check)
-        actor = cast("ActorHandle[CollectWorker]", self._remote.remote(self._config_json))
+        actor = cast(
+            "ActorHandle[CollectWorker]", self._remote.remote(self._config_json, self._media_dir)
+        )
         return _Worker(actor, slot)
 
     def _submit(self, queue: deque[tuple[EpisodeKey, ...]]) -> None:
@@ -298,6 +315,10 @@ class RayCollector:
         except WORKER_LOST as exc:
             self._lost(batch, exc, queue)
             return
+        except ray.exceptions.RayTaskError as exc:  # e.g. the media folder cannot be written
+            if isinstance(exc.cause, InputError):
+                raise exc.cause from None
+            raise
         expected = set(batch.keys)
         for line in data.splitlines():
             rollout = Rollout.model_validate_json(line)

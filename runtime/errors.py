@@ -31,6 +31,8 @@
                                        their declared type
 
 Error messages never contain secrets: adapters pass URLs and statuses, not headers.
+An error raised inside a task group (``async with Runtime(...)``) comes out wrapped in an
+exception group; :func:`leaf_errors` unwraps it.
 """
 
 from __future__ import annotations
@@ -47,6 +49,13 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (
     "cancelled",
     "bad_task",
 )
+
+
+def leaf_errors(error: BaseException) -> list[BaseException]:
+    """The exceptions in ``error``: itself, or those of an exception group, flattened."""
+    if isinstance(error, BaseExceptionGroup):
+        return [leaf for inner in error.exceptions for leaf in leaf_errors(inner)]
+    return [error]
 
 
 class GymbusError(Exception):

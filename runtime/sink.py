@@ -6,6 +6,9 @@ close), so a killed process loses at most the line it was writing — which the 
 recognizes as a *torn tail* (an unterminated last line) and :func:`repair_tail` cuts off
 before appending again. Any other unreadable line is bad input: :class:`RolloutFileError`
 names the file, the line and the field.
+
+The media a rollout refers to are saved beside the file, in ``X.media/`` for ``X.jsonl``
+(see :mod:`.media_files`), before its line is written.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import BinaryIO, Self
 from pydantic import ValidationError
 
 from gymbus.runtime.errors import InputError
+from gymbus.runtime.media import MediaStore
+from gymbus.runtime.media_files import MediaSaver, media_dir_for
 from gymbus.runtime.rollout import Rollout
 
 
@@ -85,12 +90,25 @@ def repair_tail(path: Path) -> int:
 
 
 class RolloutSink:
-    """Appends rollouts to a JSONL file, one line each, durable within ``sync_interval``."""
+    """Appends rollouts to a JSONL file, one line each, durable within ``sync_interval``.
 
-    def __init__(self, path: Path, *, sync_interval: float = 1.0) -> None:
+    Each rollout's media are first copied from ``media`` (default: the process-wide store)
+    into the file's media folder; ``save_media=False`` when someone else saves them (the
+    Ray workers, whose stores hold the bytes).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        sync_interval: float = 1.0,
+        media: MediaStore | None = None,
+        save_media: bool = True,
+    ) -> None:
         self.path = path
         self.sync_interval = sync_interval
         self.written = 0
+        self.media = MediaSaver(media_dir_for(path), media) if save_media else None
         self._file: BinaryIO | None = None
         self._last_sync = 0.0
 
@@ -105,6 +123,8 @@ class RolloutSink:
         f = self._file
         if f is None:
             raise RuntimeError("use RolloutSink inside 'with'")
+        if self.media is not None:
+            self.media.save(rollout)  # first: a line on disk has its media on disk
         f.write(rollout.to_json_line())
         f.flush()
         self.written += 1

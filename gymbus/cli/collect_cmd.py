@@ -20,7 +20,7 @@ from gymbus.envs.registry import load
 from gymbus.models import make_model
 from gymbus.plan import EpisodeKey, plan_jobs, plan_tasks
 from gymbus.progress import CollectProgress
-from gymbus.runtime.errors import ConfigError, InputError
+from gymbus.runtime.errors import ConfigError, InputError, leaf_errors
 from gymbus.runtime.model import Model
 from gymbus.runtime.runtime import Runtime
 from gymbus.runtime.sink import RolloutSink, read_rollouts
@@ -50,7 +50,9 @@ def collect(
         int | None, typer.Option(min=1, help="model calls in flight")
     ] = None,
     seed: Annotated[int | None, typer.Option(help="first task seed of every environment")] = None,
-    out: Annotated[Path | None, typer.Option(help="the rollout JSONL file")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="the rollout JSONL file (media to OUT.media/)")
+    ] = None,
     resume: Annotated[
         bool, typer.Option(help="keep OUT and schedule only the episodes it lacks")
     ] = False,
@@ -115,9 +117,14 @@ def collect(
             progress = _collect_on_ray(cfg, done, address, workers, err if show else None)
         else:
             progress = anyio.run(_collect, cfg, envs, policy, client, done, err if show else None)
-    except KeyboardInterrupt:
+    except* KeyboardInterrupt:
         err.print(f"interrupted; finished rollouts are in {cfg.out} — continue with --resume")
         raise typer.Exit(130) from None
+    except* InputError as group:  # e.g. the media folder cannot be written
+        for error in leaf_errors(group):
+            err.print(f"[red]error:[/red] {error}")
+        err.print(f"finished rollouts are in {cfg.out} — continue with --resume")
+        raise typer.Exit(2) from None
     Console().print(progress.table("gymbus collect: done"))
     if progress.failed:
         raise typer.Exit(1)

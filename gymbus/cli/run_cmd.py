@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, BinaryIO, get_args
+from typing import Annotated, get_args
 
 import anyio
 import structlog
@@ -21,9 +22,10 @@ from gymbus.envs.base import Difficulty, Environment
 from gymbus.envs.registry import load
 from gymbus.models import make_model
 from gymbus.remote import RemoteEnv, remote_episode_jobs
-from gymbus.runtime.errors import ConfigError, UnknownEnvironmentError
+from gymbus.runtime.errors import ConfigError, InputError, UnknownEnvironmentError, leaf_errors
 from gymbus.runtime.model import Model, SamplingParams
 from gymbus.runtime.runtime import Runtime
+from gymbus.runtime.sink import RolloutSink
 
 log = structlog.get_logger("gymbus.run")
 
@@ -60,7 +62,9 @@ def run(
     difficulty: Annotated[str, typer.Option(help="easy | medium | hard")] = "medium",
     temperature: Annotated[float | None, typer.Option(help="sampling temperature")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="max tokens per model call")] = None,
-    out: Annotated[Path | None, typer.Option(help="write one JSON rollout per line")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="write one JSON rollout per line (media to OUT.media/)")
+    ] = None,
     quiet: Annotated[bool, typer.Option(help="no progress display")] = False,
     remote: Annotated[
         str | None,
@@ -111,6 +115,8 @@ def run(
     params = SamplingParams(temperature=temperature, max_tokens=max_tokens)
     show_progress = not quiet and sys.stderr.isatty()
     started = time.perf_counter()
+    if out is not None:
+        out.unlink(missing_ok=True)  # a new file (`gymbus collect --resume` continues one)
     try:
         summary = anyio.run(
             _collect,
@@ -132,8 +138,9 @@ def run(
             out,
             err if show_progress else None,
         )
-    except (ConfigError, UnknownEnvironmentError) as exc:  # a remote env is checked here
-        err.print(f"[red]error:[/red] {exc}")
+    except* InputError as group:  # a remote env is checked here; media may fail to save
+        for error in leaf_errors(group):
+            err.print(f"[red]error:[/red] {error}")
         raise typer.Exit(2) from None
     summary.print(console, env=env, model=model, wall_s=time.perf_counter() - started)
     if out is not None:
@@ -154,8 +161,10 @@ async def _collect(
     progress_console: Console | None,
 ) -> RunSummary:
     summary = RunSummary()
-    sink: BinaryIO | None = out.open("wb") if out is not None else None
-    try:
+    with ExitStack() as files:
+        sink: RolloutSink | None = None
+        if out is not None:
+            sink = files.enter_context(RolloutSink(out))  # the media go to OUT.media/
         async with client:
             model = make(client)
             if isinstance(env, RemoteEnv):
@@ -178,11 +187,8 @@ async def _collect(
                                 cause=rollout.failure.message,
                             )
                         if sink is not None:
-                            sink.write(rollout.to_json_line())
+                            sink.write(rollout)
                         progress.update(task, advance=1)
-    finally:
-        if sink is not None:
-            sink.close()
     log.info(
         "run.finished",
         episodes=summary.episodes,
