@@ -171,15 +171,19 @@ def bar_chart(
     slot: int = 44,
     value_label: Callable[[float], str] = lambda v: f"{v:g}",
     floor: float = 0.0,
+    max_ticks: int = 16,
 ) -> str:
     """An inline SVG bar chart: one bar per ``(tick, tooltip, value)``, its value above;
-    the tallest bar is ``max(values, floor)`` high ("no data" when that is not positive)."""
+    the tallest bar is ``max(values, floor)`` high ("no data" when that is not positive).
+    With more than ``max_ticks`` bars, only every n-th tick label is written (the tooltip
+    of each bar still names it)."""
     height, top, bottom, left = 170, 16, 30, 8
     plot_h = height - top - bottom
     width = left * 2 + slot * max(len(bars), 3)
     peak = max((value for _, _, value in bars), default=0.0)
     peak = max(peak, floor) if bars else 0.0
     base = top + plot_h
+    every = -(-len(bars) // max_ticks) if bars else 1
     out = [
         f'<svg width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
         f'role="img" aria-label="{escape(title)}">',
@@ -200,7 +204,8 @@ def bar_chart(
             f'fill="{escape(color)}"/>'
             f'<text x="{middle:g}" y="{base - h - 3:.1f}" text-anchor="middle">'
             f"{escape(value_label(value)) if value else ''}</text>"
-            f'<text x="{middle:g}" y="{base + 13}" text-anchor="middle">{escape(tick)}</text></g>'
+            f'<text x="{middle:g}" y="{base + 13}" text-anchor="middle">'
+            f"{escape(tick) if i % every == 0 else ''}</text></g>"
         )
     out.append("</svg>")
     return "".join(out)
@@ -215,7 +220,13 @@ def _figure(caption: str, svg: str) -> str:
 
 
 def _reward_bars(rewards: BinCounts) -> list[Bar]:
-    return rewards.bars(lambda edge: f"{edge:g}")
+    """Reward bins labelled by their lower edge; the last, closed bin as ``0.9-1``."""
+    bars = rewards.bars(lambda edge: f"{edge:g}")
+    top = f"{rewards.edges[-2]:g}"
+    return [
+        (f"{tick}–{rewards.edges[-1]:g}" if tick == top else tick, tip, value)
+        for tick, tip, value in bars
+    ]
 
 
 def _over_time(charts: ChartData) -> list[Bar]:
@@ -249,7 +260,7 @@ def charts_html(charts: ChartData) -> str:
     for env, rewards in sorted(charts.rewards.items()):
         caption = (
             f"{env}: rewards of {rewards.total} scored rollouts in bins of 0.1 (lower edge "
-            f"shown, the last includes 1); {charts.env_failed[env]} failed (no reward)"
+            f"shown; the last bin, 0.9–1, includes 1); {charts.env_failed[env]} failed (no reward)"
         )
         out.append(
             _figure(caption, bar_chart(f"rewards of {env}", _reward_bars(rewards), color="#3b7dd8"))
@@ -288,6 +299,7 @@ def charts_html(charts: ChartData) -> str:
                 color="#3b7dd8",
                 value_label=_mean,
                 floor=1.0,
+                max_ticks=8,
             ),
         )
     )

@@ -37,7 +37,8 @@ class RolloutFileError(InputError):
         self.line = line
 
 
-def _problem(exc: ValidationError) -> str:
+def validation_problem(exc: ValidationError) -> str:
+    """The first field a validation error names, and how many more there are."""
     first = exc.errors()[0]
     where = ".".join(str(p) for p in first["loc"]) or "(line)"
     more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
@@ -56,7 +57,7 @@ def read_rollouts(path: Path) -> Iterator[tuple[int, Rollout]]:
             try:
                 yield number, Rollout.model_validate_json(raw)
             except ValidationError as exc:
-                raise RolloutFileError(path, number, _problem(exc)) from None
+                raise RolloutFileError(path, number, validation_problem(exc)) from None
 
 
 def repair_tail(path: Path) -> int:

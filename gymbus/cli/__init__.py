@@ -15,6 +15,7 @@ from gymbus.cli.report_cmd import report
 from gymbus.cli.run_cmd import run
 from gymbus.cli.selftest_cmd import selftest
 from gymbus.cli.serve_cmd import serve
+from gymbus.cli.view_cmd import view
 from gymbus.runtime.logs import configure_logging
 
 app = typer.Typer(
@@ -49,6 +50,7 @@ app.command("test")(selftest)
 app.command("init")(init)
 app.command("report")(report)
 app.command("serve")(serve)
+app.command("view")(view)
 app.add_typer(nemo_app, name="nemo")
 
 
