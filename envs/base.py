@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from typing import Any, ClassVar, Literal, TypeVar, get_args
+from collections.abc import Awaitable, Mapping
+from types import TracebackType
+from typing import Any, ClassVar, Literal, Self, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -23,7 +24,10 @@ class Environment(ABC):
 
     ``task(seed)`` must be deterministic: the same seed and options give a byte-identical
     task (``task.model_dump_json()``). ``episode(task)`` builds fresh per-episode state,
-    tools, the reference solver and the verifier.
+    tools, the reference solver and the verifier; it may be ``async def`` when building
+    needs I/O (connecting to an MCP server), and whatever the episode holds is released by
+    the spec's ``cleanup``. What an environment holds across episodes (a shared
+    connection) is released by :meth:`aclose` — use the environment as ``async with env:``.
     """
 
     name: ClassVar[str]
@@ -47,8 +51,24 @@ class Environment(ABC):
         """The task for ``seed`` (deterministic)."""
 
     @abstractmethod
-    def episode(self, task: Task) -> EpisodeSpec:
-        """Everything needed to play ``task`` once: messages, tools, verifier, solver."""
+    def episode(self, task: Task) -> EpisodeSpec | Awaitable[EpisodeSpec]:
+        """Everything needed to play ``task`` once: messages, tools, verifier, solver.
+        Raising :class:`~gymbus.runtime.errors.ToolError` (a tool server could not start)
+        fails the episode with kind ``tool``; anything else with kind ``bad_task``."""
+
+    async def aclose(self) -> None:  # noqa: B027 — optional: most environments hold nothing
+        """Release what the environment holds across episodes (by default nothing)."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     def make_task(self, seed: int, data: BaseModel | Mapping[str, Any]) -> Task:
         """The standard task for ``seed``: id ``name/difficulty/seed``, data as JSON."""

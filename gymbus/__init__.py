@@ -25,6 +25,7 @@ from gymbus.adapters import (
 )
 from gymbus.collection import episode_jobs, run
 from gymbus.envs import Environment, EnvMetadata
+from gymbus.envs.mcp_tools import MCPConnection, MCPServerParams, MCPToolset
 from gymbus.models import make_model
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import (
@@ -84,6 +85,9 @@ __all__ = [
     "InfraError",
     "InputError",
     "Limits",
+    "MCPConnection",
+    "MCPServerParams",
+    "MCPToolset",
     "MediaRef",
     "MediaStore",
     "Model",

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+import functools
+from collections.abc import Awaitable, Iterable, Iterator
 
 from gymbus.envs.base import Environment
+from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.model import Model, SamplingParams
 from gymbus.runtime.rollout import Rollout
 from gymbus.runtime.runtime import Runtime
+
+
+def _build(env: Environment, seed: int) -> EpisodeSpec | Awaitable[EpisodeSpec]:
+    return env.episode(env.task(seed))  # the runtime awaits an `async def episode`
 
 
 def episode_jobs(
@@ -22,7 +28,7 @@ def episode_jobs(
                 env=env.name,
                 seed=seed,
                 sample=sample,
-                build=lambda seed=seed: env.episode(env.task(seed)),  # type: ignore[misc]
+                build=functools.partial(_build, env, seed),
                 episode_id=f"{env.name}/{seed}#{sample}",
                 group_id=f"{env.name}/{seed}",
                 group_size=samples,

@@ -10,9 +10,10 @@ samples of a task are scheduled together (a GRPO group, ``group_id = env/seed``)
 
 from __future__ import annotations
 
+import inspect
 import math
 import random
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from gymbus.envs.base import Environment
@@ -104,13 +105,23 @@ def _builder(
     seed: int,
     overrides: dict[str, object],
     on_start: Callable[[str], None] | None,
-) -> Callable[[], EpisodeSpec]:
-    def build() -> EpisodeSpec:
+) -> Callable[[], EpisodeSpec | Awaitable[EpisodeSpec]]:
+    def build() -> EpisodeSpec | Awaitable[EpisodeSpec]:
         if on_start is not None:
             on_start(env.name)
-        spec = env.episode(env.task(seed))
-        if overrides:
-            spec = replace(spec, limits=spec.limits.model_copy(update=overrides))
-        return spec
+        built = env.episode(env.task(seed))
+        if not overrides:
+            return built
+        if inspect.isawaitable(built):  # an `async def episode`
+            return _overridden(built, overrides)
+        return _override(built, overrides)
 
     return build
+
+
+async def _overridden(built: Awaitable[EpisodeSpec], overrides: dict[str, object]) -> EpisodeSpec:
+    return _override(await built, overrides)
+
+
+def _override(spec: EpisodeSpec, overrides: dict[str, object]) -> EpisodeSpec:
+    return replace(spec, limits=spec.limits.model_copy(update=overrides))

@@ -26,7 +26,7 @@ import os
 import socket
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -83,9 +83,15 @@ def jobs_for(
 
 
 @asynccontextmanager
-async def _serving(client: HTTPClient, runtime: Runtime) -> AsyncIterator[Runtime]:
-    async with client, runtime:
-        yield runtime
+async def _serving(
+    client: HTTPClient, envs: Iterable[Environment], runtime: Runtime
+) -> AsyncIterator[Runtime]:
+    """The worker's client, environments and runtime, closed in reverse order."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(client)
+        for env in envs:
+            await stack.enter_async_context(env)
+        yield await stack.enter_async_context(runtime)
 
 
 class CollectWorker:
@@ -122,7 +128,7 @@ class CollectWorker:
         portal: BlockingPortal = self._stack.enter_context(start_blocking_portal())
         self._portal = portal
         self._runtime = self._stack.enter_context(
-            portal.wrap_async_context_manager(_serving(client, runtime))
+            portal.wrap_async_context_manager(_serving(client, self._envs.values(), runtime))
         )
 
     def pid(self) -> int:

@@ -39,6 +39,7 @@ from gymbus.remote_episode import (
     RemoteEpisode,
     RemoteSolver,
     RemoteTool,
+    RemoteToolError,
     RemoteUser,
     RemoteVerifier,
     ServerSideError,
@@ -156,6 +157,8 @@ class RemoteEnv:
         except RemoteCallError as exc:
             raise BadTaskError(f"remote environment {self.env!r}: {exc}") from None
         if isinstance(created, StepFailure):
+            if created.kind == "crash":  # a tool server the episode needs did not start
+                raise RemoteToolError(created.message, created.exception)
             raise RemoteBuildError(created.message, created.exception)
         episode = RemoteEpisode(self, created.episode_id)
         try:
@@ -179,6 +182,7 @@ class RemoteEnv:
             params=None if params is None else SamplingParams.model_validate(params),
             metadata=created.metadata,
             state=episode,  # the environment's state stays on the server
+            cleanup=episode.close,  # a failed episode is dropped now, not at expiry
         )
 
     async def send(

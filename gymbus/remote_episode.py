@@ -112,7 +112,7 @@ class RemoteEpisode:
     it, the conversation the server holds (so each request sends only new messages),
     media to copy."""
 
-    __slots__ = ("_lock", "_synced", "episode_id", "path", "remote")
+    __slots__ = ("_closed", "_lock", "_synced", "episode_id", "path", "remote")
 
     def __init__(self, remote: RemoteEnv, episode_id: str) -> None:
         self.remote = remote
@@ -121,6 +121,7 @@ class RemoteEpisode:
         self.path = f"/v1/episodes/{episode_id}"
         self._synced: Sequence[AnyMessage] = ()
         self._lock = anyio.Lock()
+        self._closed = False
 
     async def step(self, path: str, body: BaseModel) -> bytes:
         return await self.remote.send("POST", self.path + path, body)
@@ -170,7 +171,11 @@ class RemoteEpisode:
                 raise RemoteCallError(f"media {ref.sha256} from the server has another hash")
 
     async def close(self) -> None:
-        """Drop the episode on the server (best effort: an episode left behind expires)."""
+        """Drop the episode on the server, once (best effort: an episode left behind
+        expires). The verifier closes a scored episode; the spec's cleanup any other."""
+        if self._closed:
+            return
+        self._closed = True
         with anyio.move_on_after(5, shield=True), contextlib.suppress(RemoteCallError):
             await self.remote.send("DELETE", self.path, attempts=1)
 
@@ -185,8 +190,8 @@ def _tool_failure(failure: StepFailure) -> Exception:
             return UnknownToolError(failure.message)
         case "timeout":  # the tool executor words it, as for a local tool
             return TimeoutError(failure.message)
-        case _:
-            return RemoteToolError(failure.message, failure.exception)
+        case _:  # a crash: the tool executor words it with the original's repr
+            return ServerSideError(failure.message, failure.exception)
 
 
 class RemoteTool:

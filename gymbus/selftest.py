@@ -48,9 +48,10 @@ async def self_test(
         except Exception as exc:
             checks.append(Check(name, f"{difficulty}: create", False, repr(exc)))
             continue
-        checks.append(_determinism(env, difficulty, seeds))
-        checks.append(await _expect(env, difficulty, OracleModel(), 1.0, seeds, concurrency))
-        checks.append(await _expect(env, difficulty, NullModel(), 0.0, seeds, concurrency))
+        async with env:  # closes what it holds across episodes (a shared MCP server)
+            checks.append(_determinism(env, difficulty, seeds))
+            checks.append(await _expect(env, difficulty, OracleModel(), 1.0, seeds, concurrency))
+            checks.append(await _expect(env, difficulty, NullModel(), 0.0, seeds, concurrency))
     return checks
 
 

@@ -1,11 +1,13 @@
 """The episodes a ``gymbus serve`` process holds — who owns each, the conversation it last
-sent, replies to retried tool calls, idle expiry (lazily on access and by a sweeper) —
-and their steps: each runs the environment's code with the runtime's own rules and
-returns the reply body (a result, or the environment's failure).
+sent, replies to retried tool calls, idle expiry (lazily on access and by a sweeper), the
+spec's ``cleanup`` once an episode is dropped — and their steps: each runs the
+environment's code with the runtime's own rules and returns the reply body (a result, or
+the environment's failure).
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import secrets
 import time
@@ -31,7 +33,7 @@ from gymbus.remote_protocol import (
     Verified,
 )
 from gymbus.runtime.actors import UserCall, UserHost
-from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.episode_spec import EpisodeSpec, clean_up
 from gymbus.runtime.errors import (
     PolicyError,
     ToolArgumentsError,
@@ -211,6 +213,8 @@ class EpisodeTable:
         self.max_episodes = max_episodes
         self._clock = clock
         self._episodes: dict[str, ServedEpisode] = {}
+        self._cleanups: set[asyncio.Task[None]] = set()
+        self._unclean: list[ServedEpisode] = []  # dropped outside an event loop
 
     def __len__(self) -> int:
         return len(self._episodes)
@@ -270,7 +274,26 @@ class EpisodeTable:
     def _expired(self, episode: ServedEpisode, now: float) -> bool:
         return episode.busy == 0 and now - episode.last_used > self.idle_expiry
 
+    async def aclose(self) -> None:
+        """Drop every episode and wait for their cleanups (the server is stopping)."""
+        for episode in list(self._episodes.values()):
+            self._drop(episode, "closed")
+        unclean, self._unclean = self._unclean, []
+        for episode in unclean:
+            await clean_up(episode.spec, episode.episode_id)
+        if self._cleanups:
+            await asyncio.wait(set(self._cleanups))
+
     def _drop(self, episode: ServedEpisode, why: str) -> None:
         if self._episodes.pop(episode.episode_id, None) is not None:
             level = log.info if why == "expired" else log.debug
             level(f"episode.{why}", env=episode.env, task_id=episode.spec.task.task_id)
+            if episode.spec.cleanup is not None:  # in the background: dropping is sync
+                try:
+                    loop = asyncio.get_running_loop()
+                except RuntimeError:  # (a table used synchronously, in tests)
+                    self._unclean.append(episode)
+                    return
+                task = loop.create_task(clean_up(episode.spec, episode.episode_id))
+                self._cleanups.add(task)
+                task.add_done_callback(self._cleanups.discard)

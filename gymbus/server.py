@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
@@ -42,7 +43,7 @@ from gymbus.remote_protocol import (
     Health,
     Verify,
 )
-from gymbus.runtime.errors import ConfigError
+from gymbus.runtime.errors import ConfigError, ToolError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import MediaRef
 from gymbus.runtime.transcript import Transcript
@@ -150,6 +151,7 @@ class _EnvServer:
         self._tokens = tuple(_digest(t) for t in config.tokens)
         self._in_flight: dict[tuple[Owner, str | None], int] = {}
         self._instances: dict[tuple[str, str], Environment] = {}
+        self._retired: list[Environment] = []  # evicted instances, closed at shutdown
 
     # -- guards -----------------------------------------------------------------------------
     def _owner(self, request: web.Request) -> Owner:
@@ -235,7 +237,8 @@ class _EnvServer:
                 env = cls(**options)
             except (ConfigError, TypeError, ValueError) as exc:
                 raise _ProtocolError(422, "bad_options", str(exc), field="options") from None
-            if len(self._instances) >= _MAX_ENV_INSTANCES:
+            if len(self._instances) >= _MAX_ENV_INSTANCES:  # their episodes may still run
+                self._retired.extend(self._instances.values())
                 self._instances.clear()
             self._instances[key] = env
         return env
@@ -248,7 +251,10 @@ class _EnvServer:
                 503, "too_many_episodes", "the server holds its maximum of episodes"
             )
         try:
-            spec = env.episode(env.task(body.seed))
+            built = env.episode(env.task(body.seed))
+            spec = await built if inspect.isawaitable(built) else built
+        except ToolError as exc:  # a tool server could not start: the client's kind `tool`
+            return _raw(failed("crash", exc))
         except Exception as exc:
             return _raw(failed("bad_task", exc))
         episode = self.episodes.add(request[_OWNER], body.env, spec)
@@ -267,6 +273,17 @@ class _EnvServer:
         )
         log.debug("episode.created", env=body.env, task_id=spec.task.task_id)
         return _reply(created)
+
+    async def aclose(self) -> None:
+        """Drop every episode (awaiting their cleanups), then close the environments."""
+        await self.episodes.aclose()
+        for env in [*self._instances.values(), *self._retired]:
+            try:
+                await env.aclose()
+            except Exception as exc:
+                log.warning("serve.env_close_failed", env=env.name, error=repr(exc))
+        self._instances.clear()
+        self._retired.clear()
 
     async def delete_episode(self, request: web.Request) -> web.Response:
         episode_id = request.match_info["episode_id"]
@@ -366,6 +383,7 @@ def create_app(config: ServerConfig) -> web.Application:
     app.router.add_post("/v1/episodes/{episode_id}/solve", server.solve)
     app.router.add_post("/v1/episodes/{episode_id}/verify", server.verify)
     app.router.add_get("/v1/media/{sha256}", server.media)
+    app.on_cleanup.append(lambda app: app[_SERVER].aclose())
     return app
 
 

@@ -145,6 +145,8 @@ class ToolExecutor:
             )
         except TimeoutError:
             raise ToolError(f"tool {call.name!r} timed out after {batch.timeout}s") from None
+        except ToolError:  # a tool's own infrastructure failure says its cause already
+            raise
         except Exception as exc:
             raise ToolError(f"tool {call.name!r} crashed: {exc!r}") from exc
         return message, time.perf_counter() - start

@@ -15,8 +15,10 @@ class EpisodeJob:
     """One episode to play. ``build`` makes the spec lazily (when the episode starts), so
     a long job list costs nothing up front; it may be a coroutine function (a remote
     environment starts its episode over the network); if it raises, the episode fails
-    with kind ``bad_task``. Jobs sharing a ``group_id`` are the ``group_size`` samples of one task
-    (a GRPO group) and come out together from ``Runtime.collect_groups``."""
+    with kind ``bad_task`` (kind ``tool`` for a :class:`~gymbus.runtime.errors.ToolError`:
+    a tool server the episode needs could not start). Jobs sharing a ``group_id`` are the
+    ``group_size`` samples of one task (a GRPO group) and come out together from
+    ``Runtime.collect_groups``."""
 
     env: str
     seed: int

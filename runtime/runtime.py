@@ -46,7 +46,8 @@ from gymbus.runtime.actors import (
 from gymbus.runtime.bus import Bus
 from gymbus.runtime.context import ContextWindow
 from gymbus.runtime.episode import EpisodeOutcome, play_episode
-from gymbus.runtime.episode_spec import EpisodeSpec
+from gymbus.runtime.episode_spec import EpisodeSpec, clean_up
+from gymbus.runtime.errors import ToolError
 from gymbus.runtime.events import (
     AnyEvent,
     EpisodeCompleted,
@@ -261,6 +262,11 @@ class Runtime:
             built = job.build()
             spec = await built if inspect.isawaitable(built) else built
         except Exception as exc:
+            failure = (  # a tool the episode needs (an MCP server) could not start
+                Failure(kind="tool", message=f"could not build the episode: {exc}")
+                if isinstance(exc, ToolError)
+                else Failure(kind="bad_task", message=f"could not build the task: {exc!r}")
+            )
             return Rollout(
                 episode_id=episode_id,
                 env=job.env,
@@ -271,7 +277,7 @@ class Runtime:
                 group_size=job.group_size,
                 status="failed",
                 reward=None,
-                failure=Failure(kind="bad_task", message=f"could not build the task: {exc!r}"),
+                failure=failure,
                 timing=Timing(started_at=started_at, wall_s=0.0),
             )
         info = EpisodeInfo(
@@ -285,6 +291,8 @@ class Runtime:
             return await self._finish(job, info, live, params, started_at)
         finally:
             self._live.pop(episode_id, None)
+            if spec.cleanup is not None:  # after verification, failure or cancellation
+                await clean_up(spec, episode_id)
 
     async def _finish(
         self,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from jsonschema import Draft202012Validator
+from jsonschema.protocols import Validator
 from pydantic import Field
 
 from gymbus.runtime.errors import ToolArgumentsError
@@ -37,6 +38,15 @@ def string_tool_spec(name: str, description: str, **arguments: str) -> ToolSpec:
             "additionalProperties": False,
         },
     )
+
+
+def check_arguments(validator: Validator, tool: str, arguments: Mapping[str, Any]) -> None:
+    """Raise :class:`ToolArgumentsError` naming where ``arguments`` first violate the
+    schema of ``validator`` (the wording the model sees for every tool)."""
+    error = next(iter(validator.iter_errors(arguments)), None)
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        raise ToolArgumentsError(f"invalid arguments for {tool!r} at {where}: {error.message}")
 
 
 @runtime_checkable
@@ -76,12 +86,7 @@ class FunctionTool:
         return self._spec
 
     async def __call__(self, arguments: dict[str, Any]) -> ToolOutput:
-        error = next(iter(self._validator.iter_errors(arguments)), None)
-        if error is not None:
-            where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-            raise ToolArgumentsError(
-                f"invalid arguments for {self._spec.name!r} at {where}: {error.message}"
-            )
+        check_arguments(self._validator, self._spec.name, arguments)
         if self._signature is not None:
             try:  # a schema need not forbid extra fields: don't let them crash the call
                 self._signature.bind(**arguments)

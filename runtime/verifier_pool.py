@@ -1,6 +1,10 @@
 """The verifier pool: subscribes to EpisodeCompleted, scores episodes with bounded
 concurrency, publishes EpisodeScored — or EpisodeFailed(kind="verifier") when a verifier
-raises or returns a non-finite reward. A broken verifier never becomes a reward of 0."""
+raises or returns a non-finite reward. A broken verifier never becomes a reward of 0.
+
+A :class:`~gymbus.runtime.errors.ToolError` raised while verifying is the tool side's
+failure, not the verifier's — e.g. a state check whose MCP server died after the last
+tool call — and fails the episode with kind ``tool``."""
 
 from __future__ import annotations
 
@@ -13,6 +17,7 @@ import anyio
 from anyio.abc import TaskGroup
 
 from gymbus.runtime.bus import Bus
+from gymbus.runtime.errors import ToolError
 from gymbus.runtime.events import AnyEvent, EpisodeFailed, EpisodeScored
 from gymbus.runtime.verification import CompletedEpisode, Verifier
 
@@ -60,6 +65,12 @@ class VerifierPool:
                 reward=score.reward,
                 scores=score.scores,
                 evidence=score.evidence,
+            )
+        except ToolError as exc:
+            event = EpisodeFailed(
+                episode_id=episode_id,
+                failure_kind="tool",
+                message=f"while {type(job.verifier).__name__} checked the state: {exc}",
             )
         except Exception as exc:
             event = EpisodeFailed(

@@ -3,21 +3,25 @@ served environment with the same one in-process (tests/test_remote.py, test_serv
 
 The episode: the solver looks ``a`` up with the ``lookup`` tool and answers with the
 value; the user asks "Are you sure?" once, then ends; the verifier checks the answer and
-reports the server-side state (lookups made) as evidence.
+reports the server-side state (lookups made) as evidence. Every episode's ``cleanup``
+counts itself in :attr:`FaultyEnv.cleanups`; with ``fault="toolserver"`` the (then
+asynchronous) build raises ``ToolError``, as an MCP server that cannot start does.
 """
 
 from __future__ import annotations
 
 import io
+from collections.abc import Awaitable
 from typing import Any, ClassVar, Literal
 
 import anyio
+import anyio.lowlevel
 from PIL import Image
 
 from gymbus.envs import Environment, EnvMetadata
 from gymbus.envs.base import Difficulty
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import ToolInputError
+from gymbus.runtime.errors import ToolError, ToolInputError
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import (
@@ -37,11 +41,11 @@ from gymbus.runtime.verification import CompletedEpisode, Score
 
 Fault = Literal[
     "none", "input", "arguments", "crash", "hang", "gate", "user", "audit", "solver",
-    "verifier", "nan", "task", "media",
+    "verifier", "nan", "task", "media", "toolserver",
 ]  # fmt: skip
 FAULTS: tuple[Fault, ...] = (
     "none", "input", "arguments", "crash", "hang", "user", "audit", "solver", "verifier",
-    "nan", "task", "media",
+    "nan", "task", "media", "toolserver",
 )  # fmt: skip
 
 LOOKUP = ToolSpec(
@@ -74,17 +78,33 @@ class FaultyEnv(Environment):
     )
     gate: ClassVar[anyio.Event | None] = None
     """With ``fault="gate"``, lookups wait for this event (set by the test)."""
+    cleanups: ClassVar[int] = 0
+    """Episodes cleaned up (in this process)."""
+    closed: ClassVar[int] = 0
+    """Instances closed (``aclose``)."""
 
     def __init__(self, *, difficulty: Difficulty = "medium", fault: Fault = "none") -> None:
         super().__init__(difficulty=difficulty)
         self.fault = fault
+
+    async def aclose(self) -> None:
+        FaultyEnv.closed += 1
 
     def task(self, seed: int) -> Task:
         if self.fault == "task":
             raise ValueError("no task today")
         return Task(env=self.name, task_id=f"{self.name}/{self.fault}/{seed}", seed=seed)
 
-    def episode(self, task: Task) -> EpisodeSpec:
+    def episode(self, task: Task) -> EpisodeSpec | Awaitable[EpisodeSpec]:
+        if self.fault == "toolserver":
+            return self._tool_server_down()
+        return self._episode(task)
+
+    async def _tool_server_down(self) -> EpisodeSpec:
+        await anyio.lowlevel.checkpoint()
+        raise ToolError("could not start MCP server 'lookup': exited (code 1) before it was ready")
+
+    def _episode(self, task: Task) -> EpisodeSpec:
         fault = self.fault
         state = {"lookups": 0}
         image = MediaStore.shared().put(png("blue" if task.seed % 2 else "red"))
@@ -119,7 +139,12 @@ class FaultyEnv(Environment):
             limits=Limits(max_turns=6, tool_timeout=0.2 if fault == "hang" else 30.0),
             metadata={"fault": fault, **self.metadata.model_dump(mode="json")},
             state=state,
+            cleanup=_count_cleanup,
         )
+
+
+async def _count_cleanup() -> None:
+    FaultyEnv.cleanups += 1
 
 
 class FaultyUser:

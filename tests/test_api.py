@@ -23,6 +23,8 @@ EXPECTED = {
     "RetryPolicy", "ScriptedModel", "make_model",
     # environments and composition
     "EnvMetadata", "Environment", "episode_jobs", "run",
+    # tools from MCP servers
+    "MCPConnection", "MCPServerParams", "MCPToolset",
     # subpackages and version
     "adapters", "envs", "runtime", "__version__",
 }  # fmt: skip

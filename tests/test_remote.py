@@ -18,6 +18,7 @@ from gymbus.envs.base import Environment
 from gymbus.envs.registry import available
 from gymbus.remote import RemoteEnv, remote_episode_jobs
 from gymbus.remote_episode import RemoteEpisode
+from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import (
     ConfigError,
     ModelError,
@@ -269,7 +270,25 @@ async def test_the_remote_solver_needs_its_async_method(served: str) -> None:
             spec.solver.next_message(Transcript(spec.messages))
         assert isinstance(spec.state, RemoteEpisode)  # the state stays on the server
         assert spec.state.episode_id
-        assert spec.tools.specs == FaultyEnv().episode(FaultyEnv().task(0)).tools.specs
+        local = FaultyEnv().episode(FaultyEnv().task(0))
+        assert isinstance(local, EpisodeSpec)
+        assert spec.tools.specs == local.tools.specs
+
+
+async def test_the_server_cleans_up_every_episode_it_drops() -> None:
+    """Scored (dropped once verified), failed (dropped by the client's cleanup) and left
+    behind (dropped when the server stops): each server-side spec's cleanup runs once;
+    stopping the server closes the environments it made (one per set of options)."""
+    FaultyEnv.cleanups = FaultyEnv.closed = 0
+    async with serve(ServerConfig(envs=ENVS, tokens=(TOKEN,))) as url:
+        scored = await play_remote(url, "faulty", range(3))
+        failed = await play_remote(url, "faulty", range(2), options={"fault": "crash"})
+        async with RemoteEnv(url, "faulty", token=TOKEN) as remote:
+            await remote.start(0)
+    assert [r.reward for r in scored] == [1.0] * 3
+    assert {r.failure.kind for r in failed if r.failure} == {"tool"}
+    assert FaultyEnv.cleanups == 6
+    assert FaultyEnv.closed == 2
 
 
 def test_remote_jobs_have_the_ids_of_local_jobs() -> None:

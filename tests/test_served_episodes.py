@@ -3,6 +3,8 @@ replies and conversation deltas — pure parts, on a fake clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import anyio
 import pytest
 
@@ -23,7 +25,9 @@ class Clock:
 
 def _spec() -> EpisodeSpec:
     env = FaultyEnv()
-    return env.episode(env.task(0))
+    spec = env.episode(env.task(0))
+    assert isinstance(spec, EpisodeSpec)
+    return spec
 
 
 def test_an_episode_is_found_only_by_its_owner() -> None:
@@ -121,3 +125,31 @@ async def test_a_cancelled_first_attempt_lets_the_retry_run() -> None:
     with anyio.move_on_after(0.01):
         await replies.once("r", hang)
     assert await replies.once("r", quick) == b"done"
+
+
+@pytest.mark.anyio
+async def test_a_dropped_episode_is_cleaned_up_once_and_stopping_cleans_the_rest() -> None:
+    cleaned: list[str] = []
+    table = EpisodeTable(idle_expiry=10.0, clock=(clock := Clock()))
+
+    def add(task_id: str) -> str:
+        async def cleanup() -> None:
+            cleaned.append(task_id)
+
+        spec = replace(_spec(), cleanup=cleanup)
+        return table.add(None, "faulty", spec).episode_id
+
+    deleted, expired, left = add("deleted"), add("expired"), add("left")
+    assert table.remove(deleted, None)
+    assert not table.remove(deleted, None)
+    clock.now = 5.0
+    used = table.get(left, None)
+    assert used is not None
+    with table.using(used):  # used at 5 s: it does not expire at 11 s
+        pass
+    clock.now = 11.0
+    assert table.sweep() == 1
+    assert table.get(expired, None) is None
+    await table.aclose()
+    assert sorted(cleaned) == ["deleted", "expired", "left"]
+    assert len(table) == 0

@@ -5,6 +5,8 @@ survives crashes (``--resume`` schedules exactly the missing episodes), live pro
 from __future__ import annotations
 
 import sys
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -173,6 +175,15 @@ def _environment(name: str, entry: EnvEntry) -> Environment:
     return load(name, difficulty=entry.difficulty, **entry.options)
 
 
+@asynccontextmanager
+async def _open(envs: Mapping[str, Environment]) -> AsyncIterator[None]:
+    """Close every environment at the end (what it holds across episodes)."""
+    async with AsyncExitStack() as stack:
+        for env in envs.values():
+            await stack.enter_async_context(env)
+        yield
+
+
 def _done(path: Path) -> set[EpisodeKey]:
     return {(r.env, r.seed, r.sample) for _, r in read_rollouts(path)}
 
@@ -205,6 +216,7 @@ async def _collect(
     log.info("collect.started", envs=list(envs), n=cfg.n, resumed=len(done), out=str(cfg.out))
     async with (
         client,
+        _open(envs),
         Runtime(
             policy,
             concurrency=cfg.concurrency,

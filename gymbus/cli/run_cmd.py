@@ -165,7 +165,7 @@ async def _collect(
         sink: RolloutSink | None = None
         if out is not None:
             sink = files.enter_context(RolloutSink(out))  # the media go to OUT.media/
-        async with client:
+        async with client, env:  # the environment closes what it holds (an MCP server)
             model = make(client)
             if isinstance(env, RemoteEnv):
                 await env.describe()  # the server serves it and accepts our token

@@ -10,7 +10,7 @@ from contextlib import aclosing
 import anyio
 import pytest
 
-from gymbus.runtime.errors import ModelConnectionError
+from gymbus.runtime.errors import ModelConnectionError, ToolError
 from gymbus.runtime.jobs import EpisodeJob
 from gymbus.runtime.limits import Limits
 from gymbus.runtime.messages import AssistantMessage, Generation, ToolMessage, Usage, UserMessage
@@ -165,6 +165,21 @@ async def test_a_raising_verifier_is_a_verifier_failure_never_a_zero() -> None:
         assert rollout.failure.kind == "verifier"
     assert "KeyError" in (broken.failure.message if broken.failure else "")
     assert "non-finite" in (nan.failure.message if nan.failure else "")
+
+
+async def test_a_tool_server_lost_while_verifying_is_a_tool_failure() -> None:
+    class StateCheck:  # reads the tool server's state, which is gone
+        async def verify(self, episode: CompletedEpisode) -> Score:
+            raise ToolError("MCP server 'inventory' exited (code -9)")
+
+    async with Runtime(CallModel()) as rt:
+        [rollout] = await rt.run(jobs(1, verifier=StateCheck()))
+    assert (rollout.status, rollout.reward) == ("failed", None)
+    assert rollout.failure is not None
+    assert rollout.failure.kind == "tool"
+    assert rollout.failure.message == (
+        "while StateCheck checked the state: MCP server 'inventory' exited (code -9)"
+    )
 
 
 async def test_a_task_that_cannot_be_built_fails_with_kind_bad_task() -> None:
