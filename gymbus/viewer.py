@@ -358,10 +358,15 @@ def bind(port: int) -> socket.socket:
 
 
 async def serve(
-    paths: Sequence[Path], sock: socket.socket, on_ready: Callable[[str], None]
+    paths: Sequence[Path],
+    sock: socket.socket,
+    on_ready: Callable[[str], None],
+    *,
+    follow: bool = False,
 ) -> None:
-    """Index ``paths`` in a thread and serve the viewer on ``sock`` until SIGINT/SIGTERM."""
-    index = RolloutIndex(tuple(paths))
+    """Index ``paths`` in a thread (and, with ``follow``, the lines appended to them
+    later) and serve the viewer on ``sock`` until SIGINT/SIGTERM."""
+    index = RolloutIndex(tuple(paths), follow=follow)
     port = int(sock.getsockname()[1])
     runner = web.AppRunner(make_app(index), access_log=None)
     scanner = threading.Thread(target=index.scan, name="gymbus-view-index", daemon=True)

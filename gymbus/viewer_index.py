@@ -232,12 +232,24 @@ class RolloutIndex:
     """Lines read so far, per file."""
     facets: dict[str, Counter[str]] = field(default_factory=lambda: {f: Counter() for f in FACETS})
     groups: dict[str, list[int]] = field(default_factory=dict)
+    follow: bool = False
+    """Keep indexing lines appended to the files (a collection still writing them)."""
+    follow_interval: float = 1.0
     done: bool = False
+    """The first pass over every file has ended."""
+    passes: int = 0
     stop: threading.Event = field(default_factory=threading.Event)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    passed: threading.Condition = field(init=False)
+    _offsets: list[int] = field(default_factory=list)
+    """Bytes indexed so far, per file."""
+    _left: set[int] = field(default_factory=set)
+    """Files no longer read (unreadable, or shrank while followed)."""
 
     def __post_init__(self) -> None:
         self.lines = [0] * len(self.paths)
+        self._offsets = [0] * len(self.paths)
+        self.passed = threading.Condition(self.lock)
 
     @property
     def files(self) -> list[str]:
@@ -247,32 +259,66 @@ class RolloutIndex:
         return [media_dir_for(p) for p in self.paths]
 
     def scan(self) -> None:
-        """Index every file; returns early when ``stop`` is set."""
+        """Index every file; with ``follow``, then keep indexing the lines appended to
+        them every ``follow_interval`` seconds. Returns when ``stop`` is set (or, without
+        ``follow``, when every file is read)."""
         try:
-            for number, path in enumerate(self.paths):
-                self._scan_file(number, path)
-                if self.stop.is_set():
-                    return
+            self._pass(final=not self.follow)
         finally:
             with self.lock:
                 self.done = True
+                self.passes += 1
+                self.passed.notify_all()
+        while self.follow and not self.stop.wait(self.follow_interval):
+            self._pass(final=False)
+            with self.lock:
+                self.passes += 1
+                self.passed.notify_all()
 
-    def _scan_file(self, number: int, path: Path) -> None:
-        offset = 0
+    def wait_passes(self, count: int, timeout: float) -> bool:
+        """Block until ``count`` more passes over the files have ended (for tests and
+        callers that append lines and want them indexed); False on timeout."""
+        with self.lock:
+            target = self.passes + count
+            return self.passed.wait_for(lambda: self.passes >= target, timeout)
+
+    def _pass(self, *, final: bool) -> None:
+        for number, path in enumerate(self.paths):
+            if self.stop.is_set():
+                return
+            self._scan_file(number, path, final=final)
+
+    def _scan_file(self, number: int, path: Path, *, final: bool) -> None:
+        """Index the complete lines after what was read of the file before. A last line
+        without newline is a torn tail when ``final``; otherwise it may still be being
+        written, and waits for the next pass."""
+        if number in self._left:
+            return
+        offset, line = self._offsets[number], self.lines[number]
         try:
+            size = path.stat().st_size
             f = path.open("rb")
         except OSError as exc:
-            self._problem(path, 0, f"cannot read the file: {exc.strerror or exc}")
+            self._left.add(number)
+            self._problem(path, line, f"cannot read the file: {exc.strerror or exc}")
             return
         with f:
-            for line, raw in enumerate(f, start=1):
+            if size < offset:
+                self._left.add(number)
+                message = "the file shrank (rewritten?): no longer followed; restart the viewer"
+                self._problem(path, line, message)
+                return
+            f.seek(offset)
+            for raw in f:
                 if self.stop.is_set():
                     return
-                length = len(raw)
+                if not final and not raw.endswith(b"\n"):
+                    return  # still being written: the next pass takes it whole
+                line += 1
                 self._add_line(number, path, line, offset, raw)
-                offset += length
+                offset += len(raw)
                 with self.lock:
-                    self.lines[number] = line
+                    self.lines[number], self._offsets[number] = line, offset
 
     def _add_line(self, number: int, path: Path, line: int, offset: int, raw: bytes) -> None:
         if not raw.strip():
@@ -324,6 +370,7 @@ class RolloutIndex:
                 ],
                 "indexed": len(self.rows),
                 "done": self.done,
+                "following": self.follow and not self.stop.is_set(),
                 "problems": [
                     {"file": p.file, "line": p.line, "message": p.message} for p in self.problems
                 ],

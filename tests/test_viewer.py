@@ -350,9 +350,43 @@ async def test_100k_lines_are_indexed_while_the_server_answers(tmp_path: Path) -
         assert last["rollout"]["episode_id"] == "e99999"
 
 
+def test_following_a_file_that_is_still_being_written(tmp_path: Path) -> None:
+    lines = [_rollout("alpha", i, 1.0).to_json_line() for i in range(6)]
+    path = tmp_path / "live.jsonl"
+    path.write_bytes(b"".join(lines[:3]))
+    index = RolloutIndex((path,), follow=True, follow_interval=0.01)
+    scanner = threading.Thread(target=index.scan)
+    scanner.start()
+    try:
+        assert index.wait_passes(1, timeout=20)
+        assert (index.status()["done"], index.status()["following"]) == (True, True)
+        assert len(index.snapshot()) == 3
+        with path.open("ab") as f:  # two whole lines and one still being written
+            f.write(lines[3] + lines[4] + lines[5][:40])
+        assert index.wait_passes(2, timeout=20)
+        assert [r.sample for r in index.snapshot()] == [0, 1, 2, 3, 4]
+        assert index.status()["problem_count"] == 0  # a line in progress is not torn
+        with path.open("ab") as f:
+            f.write(lines[5][40:])
+        assert index.wait_passes(2, timeout=20)
+        rows = index.snapshot()
+        assert [(r.sample, r.line) for r in rows][-1] == (5, 6)
+        assert index.read_line(rows[-1]) == lines[5]
+        path.write_bytes(lines[0])  # rewritten from scratch: not followed any more
+        assert index.wait_passes(2, timeout=20)
+        status = index.status()
+        assert "the file shrank" in status["problems"][0]["message"]
+        assert status["indexed"] == 6
+    finally:
+        index.stop.set()
+        scanner.join(timeout=20)
+    assert not scanner.is_alive()
+    assert index.status()["following"] is False
+
+
 def test_the_cli_serves_until_terminated(tmp_path: Path, mixed: Path) -> None:
     with subprocess.Popen(
-        [GYMBUS, "view", str(mixed), "--port", "0"],
+        [GYMBUS, "view", str(mixed), "--port", "0", "--follow"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -364,6 +398,7 @@ def test_the_cli_serves_until_terminated(tmp_path: Path, mixed: Path) -> None:
             url = line.split()[2]
             status = orjson.loads(_fetch(url + "api/status"))
             assert status["files"][0]["path"] == str(mixed)
+            assert status["following"] is True
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
         finally:

@@ -119,9 +119,9 @@ def _make_rollouts(tmp: Path) -> tuple[Path, Path]:
 
 @contextmanager
 def _viewer(*files: Path) -> Iterator[str]:
-    """`gymbus view FILES --port 0` in a subprocess; yields its URL."""
+    """`gymbus view FILES --port 0 --follow` in a subprocess; yields its URL."""
     proc = subprocess.Popen(
-        [GYMBUS, "view", *map(str, files), "--port", "0"],
+        [GYMBUS, "view", *map(str, files), "--port", "0", "--follow"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -292,6 +292,15 @@ def test_the_viewer_in_a_browser(tmp_path: Path) -> None:
             # an unknown episode: a visible error, not a blank page
             page.goto(f"{url}#/episode/9999")
             expect(page.get_by_test_id("error")).to_contain_text("no episode")
+
+            # --follow: a line appended while the page is open shows up without a reload
+            page.goto(f"{url}#/")
+            expect(count).to_have_text("rows 1–11 of 11")
+            expect(page.get_by_test_id("progress")).to_contain_text("following")
+            first = _lines(retail)[0]
+            first["episode_id"] = "retail-orders/appended#0"
+            _append(retail, first)
+            expect(count).to_have_text("rows 1–12 of 12", timeout=20_000)
 
             assert dialogs == []
             assert errors == []

@@ -25,6 +25,12 @@ def view(
         ),
     ],
     port: Annotated[int, typer.Option(min=0, max=65535, help="port (0: a free one)")] = 8700,
+    follow: Annotated[
+        bool,
+        typer.Option(
+            "--follow", help="keep indexing lines appended to the files (a run still writing)"
+        ),
+    ] = False,
     open_browser: Annotated[
         bool, typer.Option("--open", help="open the page in the default browser")
     ] = False,
@@ -44,4 +50,4 @@ def view(
         if open_browser:
             webbrowser.open(url)
 
-    asyncio.run(serve(files, sock, ready))
+    asyncio.run(serve(files, sock, ready, follow=follow))

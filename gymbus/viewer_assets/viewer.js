@@ -8,6 +8,7 @@
 
 (() => {
   const PAGE_SIZE = 50;
+  const FOLLOW_MS = 2000;
   const POLL_MS = 500;
   const TEXT_CHUNK = 200000;
   const SHA_RE = /^[0-9a-f]{64}$/;
@@ -298,7 +299,7 @@
     }));
     const progress = document.getElementById("progress");
     if (st.done) {
-      progress.textContent = `${fmtInt(st.indexed)} lines indexed`;
+      progress.textContent = `${fmtInt(st.indexed)} lines indexed${st.following ? " · following" : ""}`;
       progress.classList.remove("busy");
     } else {
       progress.textContent = `indexing… ${fmtInt(st.indexed)} lines`;
@@ -334,6 +335,7 @@
       return;
     }
     const wasIndexing = state.status !== null && !state.status.done;
+    const grew = state.status !== null && st.indexed !== state.status.indexed;
     state.status = st;
     renderStatus(st);
     const { parts } = parseHash();
@@ -342,8 +344,11 @@
     if (!st.done) {
       if (onList) refresh();
       setTimeout(pollStatus, POLL_MS);
-    } else if (wasIndexing && (onList || onPlots)) {
-      refresh(); // the last, complete counts
+    } else {
+      const typing = document.activeElement instanceof HTMLInputElement;
+      // the complete counts once indexed; new lines of a followed file (not mid-typing)
+      if ((wasIndexing || (grew && !typing)) && (onList || onPlots)) refresh();
+      if (st.following) setTimeout(pollStatus, FOLLOW_MS); // `gymbus view --follow`
     }
   }
 
