@@ -18,7 +18,6 @@ import re
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, NamedTuple, Self
 
 import aiohttp
@@ -27,6 +26,7 @@ import orjson
 import structlog
 from yarl import URL
 
+from gymbus.runtime.closing import AsyncClosing
 from gymbus.runtime.errors import (
     ConfigError,
     ModelConnectionError,
@@ -160,7 +160,7 @@ def _describe(exc: BaseException, timeout: float | None, url: str) -> str:
     return f"{type(exc).__name__}: {detail}"
 
 
-class HTTPClient:
+class HTTPClient(AsyncClosing):
     """One pooled ``aiohttp.ClientSession`` shared by every adapter that uses it.
 
     Use as ``async with HTTPClient() as client`` or call :meth:`aclose`. The session is
@@ -206,14 +206,6 @@ class HTTPClient:
     async def __aenter__(self) -> Self:
         self.session()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         session, self._session = self._session, None

@@ -8,13 +8,13 @@ the tools once per tools tuple and the sampling fields once per ``SamplingParams
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import orjson
 from pydantic import ValidationError
 
 from gymbus.adapters.http import HTTPClient, HTTPResult, ModelEndpoint, RetryPolicy, safe_url
+from gymbus.runtime.closing import AsyncClosing
 from gymbus.runtime.errors import ConfigError, ModelResponseError, WireFormatError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.media_frames import DEFAULT_MAX_FRAMES, VideoMode, frames_limit
@@ -127,7 +127,7 @@ WEIGHT_VERSION_HEADER = "X-Weight-Version"
 server (or a proxy in front of several) can route to, or check, the matching weights."""
 
 
-class OpenAIAdapter:
+class OpenAIAdapter(AsyncClosing):
     """What the OpenAI-style adapters share: endpoint, default params, media store, the
     request-fragment caches and the client lifecycle. Subclasses say how sampling
     params and tools are written (:meth:`_sampling`, :meth:`_encode_tools`)."""
@@ -185,17 +185,6 @@ class OpenAIAdapter:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(model={self._model!r}, url={self._where!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Close the HTTP client if this adapter created it."""

@@ -43,7 +43,6 @@ import math
 import random
 import time
 from collections.abc import Callable
-from types import TracebackType
 from typing import Any, Literal, NoReturn, Self, TypeAlias
 
 import anyio
@@ -51,6 +50,7 @@ import orjson
 from aiohttp import web
 
 from gymbus.adapters.fault_plan import FAULT_KINDS, FaultCounts, FaultKind, FaultPlan
+from gymbus.runtime.closing import AsyncClosing
 from gymbus.runtime.errors import WireFormatError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AssistantMessage, SystemMessage, TextPart, ToolCall
@@ -108,7 +108,7 @@ _NOT_A_REQUEST = (
 )
 
 
-class FaultyModelServer:
+class FaultyModelServer(AsyncClosing):
     """The server; ``async with FaultyModelServer(...) as server``, then point a client
     at ``server.base_url`` (``http://127.0.0.1:<port>/v1``). ``server.counts`` says what
     it did; ``server.open_connections`` how many client connections it holds."""
@@ -152,14 +152,6 @@ class FaultyModelServer:
             raise
         self._runner = runner
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """Release hanging requests and stop serving."""

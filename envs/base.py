@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Mapping
-from types import TracebackType
-from typing import Any, ClassVar, Literal, Self, TypeVar, get_args
+from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
 from gymbus.envs.metadata import EnvMetadata
+from gymbus.runtime.closing import AsyncClosing
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ConfigError
 from gymbus.runtime.tasks import Task
@@ -18,7 +18,7 @@ Difficulty = Literal["easy", "medium", "hard"]
 DataModel = TypeVar("DataModel", bound=BaseModel)
 
 
-class Environment(ABC):
+class Environment(AsyncClosing, ABC):
     """Subclass, set :attr:`name`, :attr:`metadata` and :attr:`description`, implement
     :meth:`task` and :meth:`episode`.
 
@@ -56,19 +56,8 @@ class Environment(ABC):
         Raising :class:`~gymbus.runtime.errors.ToolError` (a tool server could not start)
         fails the episode with kind ``tool``; anything else with kind ``bad_task``."""
 
-    async def aclose(self) -> None:  # noqa: B027 — optional: most environments hold nothing
+    async def aclose(self) -> None:
         """Release what the environment holds across episodes (by default nothing)."""
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     def make_task(self, seed: int, data: BaseModel | Mapping[str, Any]) -> Task:
         """The standard task for ``seed``: id ``name/difficulty/seed``, data as JSON."""

@@ -24,8 +24,6 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Iterable, Iterator
-from types import TracebackType
-from typing import Self
 
 import aiohttp
 import anyio
@@ -55,6 +53,7 @@ from gymbus.remote_protocol import (
     JSONScalar,
     StepFailure,
 )
+from gymbus.runtime.closing import AsyncClosing
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ConfigError, UnknownEnvironmentError
 from gymbus.runtime.jobs import EpisodeJob
@@ -77,7 +76,7 @@ _RETRY_STATUSES = frozenset({429, 502, 503, 504})
 _RETRYABLE = (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, TimeoutError)
 
 
-class RemoteEnv:
+class RemoteEnv(AsyncClosing):
     """An environment served by ``gymbus serve`` at ``base_url`` (``http://HOST:PORT``).
 
     ``options`` are the environment's options (e.g. ``{"difficulty": "hard"}``); ``token``
@@ -119,17 +118,6 @@ class RemoteEnv:
 
     def __repr__(self) -> str:
         return f"RemoteEnv({safe_url(self.base_url)!r}, {self.env!r})"
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         if self._owns_client:
