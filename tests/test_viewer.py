@@ -20,6 +20,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
+from gymbus.cli.view_cmd import rollout_files
 from gymbus.runtime.messages import AssistantMessage, Generation, ToolCall, UserMessage
 from gymbus.runtime.rollout import Failure, Rollout, Timing
 from gymbus.viewer import make_app
@@ -408,6 +409,21 @@ def test_the_cli_serves_until_terminated(tmp_path: Path, mixed: Path) -> None:
     )
     assert missing.returncode == 2
     assert "does not exist" in missing.stderr.decode()
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    nothing = subprocess.run([GYMBUS, "view", str(empty)], capture_output=True, check=False)
+    assert nothing.returncode == 2
+    assert f"no *.jsonl file in the folder {empty}" in nothing.stderr.decode()
+
+
+def test_folders_stand_for_the_rollout_files_below_them(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "b").mkdir(parents=True)
+    (runs / "a.media").mkdir()  # media folders hold no rollout files
+    first = _write(runs / "b" / "two.jsonl", [_rollout("beta", 0, 1.0)])
+    second = _write(runs / "one.jsonl", [_rollout("alpha", 0, 1.0)])
+    (runs / "notes.txt").write_text("not a rollout file")
+    assert rollout_files([runs, second]) == [first, second]
 
 
 def _fetch(url: str) -> bytes:
