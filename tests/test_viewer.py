@@ -20,7 +20,7 @@ import orjson
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gymbus.cli.view_cmd import rollout_files
+from gymbus.cli.paths import rollout_files
 from gymbus.runtime.messages import AssistantMessage, Generation, ToolCall, UserMessage
 from gymbus.runtime.rollout import Failure, Rollout, Timing
 from gymbus.viewer import make_app

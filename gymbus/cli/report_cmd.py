@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from gymbus.cli.paths import ROLLOUT_PATHS_HELP, rollout_files
 from gymbus.report import Report, Summary, summarize
 from gymbus.report_html import collect, write_html
 from gymbus.runtime.sink import RolloutFileError
@@ -20,10 +21,9 @@ def report(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="rollout JSONL files (from `gymbus run --out`)",
-            metavar="FILE",
+            help=f"{ROLLOUT_PATHS_HELP} (from `gymbus run --out`, `gymbus collect`)",
+            metavar="FILE|DIR",
             exists=True,
-            dir_okay=False,
             readable=True,
         ),
     ],
@@ -42,6 +42,7 @@ def report(
     ] = None,
 ) -> None:
     """Summarize rollout files per environment, capability and rollout structure."""
+    files = rollout_files(files)
     try:
         if html is None:
             result = summarize(files, success_threshold=success_threshold)

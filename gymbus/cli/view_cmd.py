@@ -10,36 +10,15 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from gymbus.cli.paths import ROLLOUT_PATHS_HELP, rollout_files
 from gymbus.viewer import bind, serve
-
-
-def rollout_files(paths: list[Path]) -> list[Path]:
-    """The files to show: each file as given, each folder as the ``*.jsonl`` files below
-    it (sorted, each once); a folder without any is bad input (exit 2)."""
-    found: list[Path] = []
-    for path in paths:
-        if not path.is_dir():
-            found.append(path)
-            continue
-        inside = sorted(p for p in path.rglob("*.jsonl") if p.is_file())
-        if not inside:
-            Console(stderr=True).print(
-                f"[red]error:[/red] no *.jsonl file in the folder {path}", soft_wrap=True
-            )
-            raise typer.Exit(2)
-        found.extend(inside)
-    unique: dict[Path, Path] = {}  # the same file named twice is shown once
-    for path in found:
-        unique.setdefault(path.resolve(), path)
-    return list(unique.values())
 
 
 def view(
     files: Annotated[
         list[Path],
         typer.Argument(
-            help="rollout JSONL files, or folders: every *.jsonl below them (media are read "
-            "from X.media/ beside X.jsonl)",
+            help=f"{ROLLOUT_PATHS_HELP} (media are read from X.media/ beside X.jsonl)",
             metavar="FILE|DIR",
             exists=True,
             readable=True,

@@ -252,3 +252,19 @@ def test_reward_over_time_and_per_weight_version() -> None:
     ]
     assert charts.failures == {"model": 1}
     assert "failed rollouts by cause (1 of 49)" in page
+
+
+def test_a_folder_stands_for_the_rollout_files_below_it(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    (runs / "later").mkdir(parents=True)
+    (runs / "a.jsonl").write_bytes(_rollout("alpha", 0, 1.0).to_json_line())
+    (runs / "later" / "b.jsonl").write_bytes(_rollout("beta", 0, 0.0).to_json_line())
+    result = runner.invoke(app, ["report", str(runs), "--json"])
+    assert result.exit_code == 0, result.output
+    report = orjson.loads(result.stdout)
+    assert report["files"] == [str(runs / "a.jsonl"), str(runs / "later" / "b.jsonl")]
+    assert sorted(report["by_env"]) == ["alpha", "beta"]
+    (tmp_path / "empty").mkdir()
+    result = runner.invoke(app, ["report", str(tmp_path / "empty")])
+    assert result.exit_code == 2
+    assert "no *.jsonl file in the folder" in result.output
