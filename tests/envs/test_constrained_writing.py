@@ -33,7 +33,8 @@ from gymbus.runtime.errors import BadTaskError
 from gymbus.runtime.messages import AssistantMessage, UserMessage
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from gymbus.runtime.verification import CompletedEpisode
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -64,14 +65,6 @@ def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
 def data_for(difficulty: str, seed: int) -> WritingTask:
     env = ConstrainedWriting(difficulty=difficulty)  # type: ignore[arg-type]
     return WritingTask.model_validate(env.task(seed).data)
-
-
-async def score_reply(spec: EpisodeSpec, text: str) -> Score:
-    transcript = Transcript([*spec.messages, AssistantMessage(content=text)])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="test"
-    )
-    return await spec.verifier.verify(done)
 
 
 def oracle_text(spec: EpisodeSpec) -> str:

@@ -22,11 +22,11 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ConfigError
 from gymbus.runtime.media import MediaStore
-from gymbus.runtime.messages import AssistantMessage, AudioPart, TextPart, UserMessage
+from gymbus.runtime.messages import AudioPart, TextPart, UserMessage
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -57,14 +57,6 @@ def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
 
 def data_of(spec: EpisodeSpec) -> DtmfTask:
     return DtmfTask.model_validate(spec.task.data)
-
-
-async def score_reply(spec: EpisodeSpec, reply: str) -> Score:
-    transcript = Transcript([*spec.messages, AssistantMessage(content=reply)])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="final_answer"
-    )
-    return await spec.verifier.verify(done)
 
 
 def tasks(difficulty: str, n: int = 40) -> list[DtmfTask]:

@@ -27,7 +27,8 @@ from gymbus.runtime.messages import AssistantMessage, ToolCall, ToolMessage, Use
 from gymbus.runtime.model import ModelRequest, Solver
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from gymbus.runtime.verification import CompletedEpisode
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -71,14 +72,6 @@ def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
 
 def data_of(spec: EpisodeSpec) -> LabTask:
     return LabTask.model_validate(spec.task.data)
-
-
-async def score_reply(spec: EpisodeSpec, text: str) -> Score:
-    transcript = Transcript([*spec.messages, AssistantMessage(content=text)])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="test"
-    )
-    return await spec.verifier.verify(done)
 
 
 async def oracle_report(spec: EpisodeSpec) -> dict[str, Any]:

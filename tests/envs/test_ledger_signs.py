@@ -21,7 +21,7 @@ from gymbus.runtime.messages import AssistantMessage, UserMessage
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -44,17 +44,6 @@ def spec_for(difficulty: Difficulty = "medium", seed: int = 0) -> EpisodeSpec:
 
 def data_of(task: Task) -> LedgerTask:
     return LedgerTask.model_validate(task.data)
-
-
-async def score_reply(spec: EpisodeSpec, text: str) -> Score:
-    done = CompletedEpisode(
-        episode_id="test",
-        task=spec.task,
-        transcript=Transcript([*spec.messages, AssistantMessage(content=text)]),
-        stop_reason="final_answer",
-        state=spec.state,
-    )
-    return await spec.verifier.verify(done)
 
 
 def house_balance(world: LedgerWorld, account: str, month: str) -> Decimal:

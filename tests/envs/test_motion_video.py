@@ -25,11 +25,11 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ConfigError
 from gymbus.runtime.media import MediaStore
-from gymbus.runtime.messages import AssistantMessage, TextPart, UserMessage, VideoPart
+from gymbus.runtime.messages import TextPart, UserMessage, VideoPart
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -70,14 +70,6 @@ def first_spec(difficulty: str, kind: str, answer: str | None = None) -> Episode
         if data.question_kind == kind and answer in (None, data.answer):
             return spec
     raise AssertionError(f"no {difficulty} {kind} task")
-
-
-async def score_reply(spec: EpisodeSpec, reply: str) -> Score:
-    transcript = Transcript([*spec.messages, AssistantMessage(content=reply)])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="final_answer"
-    )
-    return await spec.verifier.verify(done)
 
 
 def tasks(difficulty: str, n: int = 40) -> list[MotionTask]:

@@ -18,12 +18,12 @@ from gymbus.envs.builtin.records_needle import RecordsNeedle, RecordsNeedleSolve
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import BadTaskError, ConfigError
-from gymbus.runtime.messages import AssistantMessage, UserMessage
+from gymbus.runtime.messages import UserMessage
 from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.tokenizer import count_tokens
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from tests.envs.scoring import score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -46,14 +46,6 @@ def data_of(task: Task) -> NeedleTask:
 def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
     env = RecordsNeedle(difficulty=difficulty)  # type: ignore[arg-type]
     return env.episode(env.task(seed))
-
-
-async def score_reply(spec: EpisodeSpec, text: str) -> Score:
-    transcript = Transcript([*spec.messages, AssistantMessage(content=text)])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="final_answer"
-    )
-    return await spec.verifier.verify(done)
 
 
 def log_records(request: ModelRequest) -> tuple[list[dict[str, Any]], str]:

@@ -17,7 +17,6 @@ from gymbus.runtime.errors import (
     ToolInputError,
 )
 from gymbus.runtime.messages import (
-    AnyMessage,
     AssistantMessage,
     ToolCall,
     ToolMessage,
@@ -26,7 +25,8 @@ from gymbus.runtime.messages import (
 from gymbus.runtime.model import Solver
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode, Score
+from gymbus.runtime.verification import CompletedEpisode
+from tests.envs.scoring import verify_ending
 
 pytestmark = pytest.mark.anyio
 
@@ -66,14 +66,6 @@ async def play(spec: EpisodeSpec, policy: Solver | None = None) -> CompletedEpis
     return CompletedEpisode(
         episode_id="test", task=spec.task, transcript=transcript, stop_reason=stop, state=spec.state
     )
-
-
-async def score_reply(spec: EpisodeSpec, *messages: AnyMessage) -> Score:
-    transcript = Transcript([*spec.messages, *messages])
-    done = CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="test"
-    )
-    return await spec.verifier.verify(done)
 
 
 def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
@@ -200,7 +192,7 @@ async def test_solver_gives_up_on_a_tool_error() -> None:
     failed = ToolMessage(tool_call_id=call.id, content="no order", is_error=True)
     reply = RetailOrdersSolver().next_message(Transcript([*spec.messages, first, failed]))
     assert not reply.tool_calls
-    assert (await score_reply(spec, first, failed, reply)).reward == 0.0
+    assert (await verify_ending(spec, first, failed, reply)).reward == 0.0
 
 
 # --- scoring --------------------------------------------------------------------------------
@@ -220,7 +212,7 @@ async def test_final_answer_scoring(reply: str, reward: float) -> None:
     spec = spec_for("medium", 11)
     data = data_of(spec)
     text = reply.format(answer=data.answer, wrong=data.answer + 1, order_id=data.order_id)
-    score = await score_reply(spec, AssistantMessage(content=text))
+    score = await verify_ending(spec, AssistantMessage(content=text))
     assert score.reward == reward
     assert score.scores["answer_correct"] == reward
     assert score.scores["used_tools"] == 0.0
@@ -229,7 +221,7 @@ async def test_final_answer_scoring(reply: str, reward: float) -> None:
 async def test_no_final_answer_scores_zero() -> None:
     spec = spec_for("easy", 2)
     call = ToolCall(id="call_1", name="get_order", arguments="{}")
-    score = await score_reply(spec, AssistantMessage(content="checking", tool_calls=(call,)))
+    score = await verify_ending(spec, AssistantMessage(content="checking", tool_calls=(call,)))
     assert score.reward == 0.0
     assert score.evidence["has_final_answer"] is False
 
@@ -239,7 +231,7 @@ async def test_used_tools_is_the_fraction_of_required_lookups() -> None:
     done = await play(spec)
     two_lookups = Transcript(list(done.transcript)[:5])  # system, user, call, result, call
     wrong = AssistantMessage(content="12")
-    score = await score_reply(spec, *two_lookups[2:], wrong)
+    score = await verify_ending(spec, *two_lookups[2:], wrong)
     assert score.scores["used_tools"] == pytest.approx(2 / 3)
     assert len(score.evidence["calls_made"]) == 2
     assert [c["name"] for c in score.evidence["missing_calls"]] == ["get_stock"]
