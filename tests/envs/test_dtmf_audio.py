@@ -20,11 +20,10 @@ from gymbus.envs.builtin.dtmf_audio import (
 )
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, ConfigError
+from gymbus.runtime.errors import ConfigError
 from gymbus.runtime.media import MediaStore
 from gymbus.runtime.messages import AudioPart, TextPart, UserMessage
 from gymbus.runtime.model import ModelRequest
-from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
 from tests.envs.scoring import score_reply
 
@@ -193,42 +192,8 @@ def test_episode_spec() -> None:
     assert spec.state == data.clip
 
 
-def test_audio_goes_to_the_shared_store_by_default() -> None:
-    env = DtmfAudio(difficulty="easy")
-    assert env.media is MediaStore.shared()
-    spec = env.episode(env.task(0))
-    assert first_audio(Transcript(spec.messages), MediaStore.shared()) is not None
-
-
-def test_bad_tasks_are_rejected() -> None:
-    env = env_for()
-    task = env.task(0)
-    with pytest.raises(BadTaskError, match="belongs to 'other'"):
-        env.episode(task.model_copy(update={"env": "other"}))
-    with pytest.raises(BadTaskError, match="invalid data"):
-        env.episode(Task(env="dtmf-audio", task_id="dtmf-audio/x/0", seed=0, data={}))
-
-
 # --- through the runtime --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
-async def test_oracle_scores_one(difficulty: str) -> None:
-    rollouts = await gymbus.run(env_for(difficulty), gymbus.OracleModel(), n=30)
-    assert len(rollouts) == 30
-    for r in rollouts:
-        assert (r.status, r.reward) == ("scored", 1.0), (r.task_id, r.failure, r.evidence)
-        assert r.scores == {"answer_correct": 1.0, "answer_parsed": 1.0, "positions_correct": 1.0}
-        assert r.turns == 1
-
-
-@pytest.mark.parametrize("difficulty", DIFFICULTIES)
-async def test_null_model_scores_zero(difficulty: str) -> None:
-    rollouts = await gymbus.run(env_for(difficulty), gymbus.NullModel(), n=30)
-    for r in rollouts:
-        assert (r.status, r.reward) == ("scored", 0.0)
-        assert r.scores == {"answer_correct": 0.0, "answer_parsed": 0.0, "positions_correct": 0.0}
-        assert r.evidence["got"] is None
+# (oracle 1.0, null 0.0, the shared store and bad tasks: tests/envs/test_media_envs.py)
 
 
 def heard(media: MediaStore, request: ModelRequest) -> tuple[str, str]:
