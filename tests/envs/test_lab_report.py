@@ -22,13 +22,12 @@ from gymbus.envs.builtin.lab_report import LabReport, LabReportSolver
 from gymbus.envs.metadata import EnvMetadata
 from gymbus.envs.verifiers.schema import leaf_values
 from gymbus.runtime.episode_spec import EpisodeSpec
-from gymbus.runtime.errors import BadTaskError, PolicyError, ToolArgumentsError, ToolInputError
-from gymbus.runtime.messages import AssistantMessage, ToolCall, ToolMessage, UserMessage
-from gymbus.runtime.model import ModelRequest, Solver
+from gymbus.runtime.errors import BadTaskError, ToolArgumentsError, ToolInputError
+from gymbus.runtime.messages import AssistantMessage, ToolMessage, UserMessage
+from gymbus.runtime.model import ModelRequest
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
-from gymbus.runtime.verification import CompletedEpisode
-from tests.envs.scoring import score_reply
+from tests.envs.scoring import play, score_reply
 
 pytestmark = pytest.mark.anyio
 
@@ -38,31 +37,6 @@ GOLDEN = {
     "medium": "36228342c121c11143c970075da22ccb7a6236499101bfa1b9ef30f3dfdb5385",
     "hard": "23b04d0ee2db0b0c6a8ab6592dcd4eb5fc096e2239ae4436a8000216229e31cd",
 }
-
-
-async def run_tool(spec: EpisodeSpec, call: ToolCall) -> ToolMessage:
-    try:
-        output = await spec.tools[call.name](call.parsed_arguments())
-    except PolicyError as exc:
-        return ToolMessage(tool_call_id=call.id, name=call.name, content=str(exc), is_error=True)
-    return ToolMessage(tool_call_id=call.id, name=call.name, content=output)
-
-
-async def play(spec: EpisodeSpec, policy: Solver | None = None) -> CompletedEpisode:
-    """A minimal episode loop: ask the policy, run its tool calls, repeat."""
-    policy = policy or spec.solver
-    assert policy is not None
-    transcript = Transcript(spec.messages)
-    for _ in range(spec.limits.max_turns or 1):
-        message = policy.next_message(transcript)
-        transcript = transcript.append(message)
-        if not message.tool_calls:
-            break
-        for call in message.tool_calls:
-            transcript = transcript.append(await run_tool(spec, call))
-    return CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason="test"
-    )
 
 
 def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:

@@ -12,7 +12,6 @@ from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import (
     BadTaskError,
     ConfigError,
-    PolicyError,
     ToolArgumentsError,
     ToolInputError,
 )
@@ -22,11 +21,10 @@ from gymbus.runtime.messages import (
     ToolMessage,
     UserMessage,
 )
-from gymbus.runtime.model import Solver
 from gymbus.runtime.tasks import Task
 from gymbus.runtime.transcript import Transcript
 from gymbus.runtime.verification import CompletedEpisode
-from tests.envs.scoring import verify_ending
+from tests.envs.scoring import play, verify_ending
 
 pytestmark = pytest.mark.anyio
 
@@ -36,36 +34,6 @@ GOLDEN = {
     "medium": "4415ad81880132b985baa7173bfb07f4c062677052365df18aeb1d56fe82d2d3",
     "hard": "a3d76ea58dc60f0229f3fff9c554caf5968f5e8cb460b0c67786961dabfc60cd",
 }
-
-
-async def run_tool(spec: EpisodeSpec, call: ToolCall) -> ToolMessage:
-    try:
-        tool = spec.tools[call.name]
-        output = await tool(call.parsed_arguments())
-    except KeyError:
-        return ToolMessage(tool_call_id=call.id, content=f"no tool {call.name}", is_error=True)
-    except PolicyError as exc:
-        return ToolMessage(tool_call_id=call.id, name=call.name, content=str(exc), is_error=True)
-    return ToolMessage(tool_call_id=call.id, name=call.name, content=output)
-
-
-async def play(spec: EpisodeSpec, policy: Solver | None = None) -> CompletedEpisode:
-    """A minimal episode loop: ask the policy, run its tool calls, repeat."""
-    policy = policy or spec.solver
-    assert policy is not None
-    transcript = Transcript(spec.messages)
-    stop = "max_turns"
-    for _ in range(spec.limits.max_turns or 1):
-        message = policy.next_message(transcript)
-        transcript = transcript.append(message)
-        if not message.tool_calls:
-            stop = "final_answer"
-            break
-        for call in message.tool_calls:
-            transcript = transcript.append(await run_tool(spec, call))
-    return CompletedEpisode(
-        episode_id="test", task=spec.task, transcript=transcript, stop_reason=stop, state=spec.state
-    )
 
 
 def spec_for(difficulty: str = "medium", seed: int = 0) -> EpisodeSpec:
