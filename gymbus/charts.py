@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
+from gymbus.report import metadata_labels
 from gymbus.runtime.messages import AssistantMessage
 from gymbus.runtime.rollout import Rollout
 
@@ -116,10 +117,9 @@ class ChartData:
     """Weight version → [scored rollouts, sum of rewards], in order of first appearance."""
 
     def add(self, rollout: Rollout) -> None:
-        capabilities = rollout.metadata.get("core_capabilities")
         self.add_values(
             env=rollout.env,
-            capabilities=capabilities if isinstance(capabilities, list) else (),
+            capabilities=metadata_labels(rollout.metadata, "core_capabilities"),
             reward=rollout.reward if rollout.status == "scored" else None,
             failure_kind=(
                 (rollout.failure.kind if rollout.failure else "unknown")

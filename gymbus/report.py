@@ -188,8 +188,9 @@ class _Slice:
         )
 
 
-def _labels(metadata: Mapping[str, Any], key: str) -> list[str]:
-    """The labels a rollout's metadata claims on one dimension, each once."""
+def metadata_labels(metadata: Mapping[str, Any], key: str) -> list[str]:
+    """The labels a rollout's metadata claims on one dimension (a string or a list of
+    them), each once, in order."""
     value = metadata.get(key)
     if isinstance(value, str):
         value = [value]
@@ -224,9 +225,9 @@ class ReportTally:
         )
         self.overall.add(rollout, success)
         self.by_env.setdefault(rollout.env, _Slice()).add(rollout, success)
-        for capability in _labels(rollout.metadata, "core_capabilities"):
+        for capability in metadata_labels(rollout.metadata, "core_capabilities"):
             self.by_capability.setdefault(capability, _Slice()).add(rollout, success)
-        for structure in _labels(rollout.metadata, "rollout_structures") or [SINGLE_TURN]:
+        for structure in metadata_labels(rollout.metadata, "rollout_structures") or [SINGLE_TURN]:
             self.by_structure.setdefault(structure, _Slice()).add(rollout, success)
 
     def add_file(self, path: str | os.PathLike[str]) -> None:

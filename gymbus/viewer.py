@@ -39,7 +39,7 @@ from gymbus.runtime.media_frames import sample_frames
 from gymbus.runtime.media_sniff import media_type
 from gymbus.viewer_detail import PathError, resolve, schema_problem, shorten
 from gymbus.viewer_index import RolloutIndex, Row, chart_data, sort_rows
-from gymbus.viewer_query import Filters, Page, QueryError
+from gymbus.viewer_query import Filters, Page, QueryError, whole_number
 
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -215,8 +215,8 @@ async def _text(request: web.Request) -> web.StreamResponse:
     query = _query(request)
     path = (query.get("path") or [""])[-1]
     try:
-        offset = _whole(query, "offset", 0)
-        length = min(_whole(query, "length", 200_000), MAX_TEXT_SLICE)
+        offset = whole_number(query, "offset", 0)
+        length = min(whole_number(query, "length", 200_000), MAX_TEXT_SLICE)
         text = resolve(await asyncio.to_thread(_load, request, row), path)
     except (QueryError, PathError) as exc:
         return _error(400 if isinstance(exc, QueryError) else 404, str(exc))
@@ -228,15 +228,6 @@ async def _text(request: web.Request) -> web.StreamResponse:
             "text": text[offset : offset + length],
         }
     )
-
-
-def _whole(query: Mapping[str, Sequence[str]], key: str, default: int) -> int:
-    values = query.get(key)
-    if not values:
-        return default
-    if not values[-1].isdigit():
-        raise QueryError(f"{key}: expected a whole number ≥ 0, got {values[-1]!r}")
-    return int(values[-1])
 
 
 async def _group(request: web.Request) -> web.StreamResponse:
@@ -306,7 +297,7 @@ async def _media(request: web.Request) -> web.StreamResponse:
 async def _frames(request: web.Request) -> web.StreamResponse:
     sha = request.match_info["sha"]
     try:
-        limit = min(max(_whole(_query(request), "max", 8), 1), MAX_FRAMES)
+        limit = min(max(whole_number(_query(request), "max", 8), 1), MAX_FRAMES)
     except QueryError as exc:
         return _error(400, str(exc))
     data = await asyncio.to_thread(_blob, request, sha)

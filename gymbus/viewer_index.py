@@ -27,12 +27,12 @@ from typing import Any
 import orjson
 
 from gymbus.charts import ChartData
+from gymbus.report import SINGLE_TURN, metadata_labels
 from gymbus.runtime.media_files import media_dir_for
 
 MAX_PROBLEMS = 100
 """Problems kept with their text (all are counted)."""
 FAILURE_MESSAGE_CHARS = 300
-SINGLE_TURN = "single-turn"
 MEDIA_TYPES = frozenset({"image", "audio", "video"})
 
 
@@ -127,15 +127,6 @@ def _dict(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def _labels(metadata: Mapping[str, Any], key: str) -> tuple[str, ...]:
-    value = metadata.get(key)
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list):
-        return ()
-    return tuple(dict.fromkeys(str(v) for v in value))
-
-
 def _message_facts(messages: list[Any]) -> tuple[str | None, bool]:
     """The weight version of the last policy turn, and whether any part is media."""
     version: str | None = None
@@ -194,8 +185,8 @@ def parse_row(data: object, *, id: int, file: int, line: int, offset: int, lengt
         wall_s=_float(timing, "wall_s"),
         started_at=_float(timing, "started_at"),
         weight_version=version,
-        capabilities=_labels(metadata, "core_capabilities"),
-        structures=_labels(metadata, "rollout_structures") or (SINGLE_TURN,),
+        capabilities=tuple(metadata_labels(metadata, "core_capabilities")),
+        structures=tuple(metadata_labels(metadata, "rollout_structures") or (SINGLE_TURN,)),
         has_media=media,
     )
 

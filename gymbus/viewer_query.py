@@ -77,8 +77,8 @@ class Page:
         order = _last(query, "order") or "asc"
         if order not in ("asc", "desc"):
             raise QueryError(f"order: expected 'asc' or 'desc', got {order!r}")
-        offset = _count(query, "offset", 0)
-        limit = _count(query, "limit", 50)
+        offset = whole_number(query, "offset", 0)
+        limit = whole_number(query, "limit", 50)
         if not 1 <= limit <= MAX_LIMIT:
             raise QueryError(f"limit: must be between 1 and {MAX_LIMIT}, got {limit}")
         return cls(sort=sort, descending=order == "desc", offset=offset, limit=limit)
@@ -102,7 +102,8 @@ def _number(query: Mapping[str, Sequence[str]], key: str) -> float | None:
     return value
 
 
-def _count(query: Mapping[str, Sequence[str]], key: str, default: int) -> int:
+def whole_number(query: Mapping[str, Sequence[str]], key: str, default: int) -> int:
+    """The last value of ``key`` as a whole number ≥ 0, or ``default`` when absent."""
     text = _last(query, key)
     if text is None:
         return default
