@@ -79,6 +79,14 @@ def _coerce_content(value: Any) -> Any:
 Content = Annotated[tuple[ContentPart, ...], BeforeValidator(_coerce_content)]
 
 
+def content_text(content: str | tuple[Any, ...]) -> str:
+    """The text of message content or a tool's output: a string as it is, else the text
+    parts joined (media parts are skipped)."""
+    if isinstance(content, str):
+        return content
+    return "".join(p.text for p in content if isinstance(p, TextPart))
+
+
 class ToolCall(Frozen):
     """A function call requested by the model. ``arguments`` is the raw JSON text as the
     model wrote it (kept verbatim so conversion is lossless and malformed JSON can be
@@ -180,8 +188,7 @@ class BaseMessage(Frozen):
     @property
     def text(self) -> str:
         """The concatenated text parts (media parts are skipped)."""
-        parts: tuple[Any, ...] = getattr(self, "content", ())
-        return "".join(p.text for p in parts if isinstance(p, TextPart))
+        return content_text(getattr(self, "content", ()))
 
 
 class SystemMessage(BaseMessage):

@@ -47,9 +47,8 @@ from gymbus.envs.metadata import EnvMetadata
 from gymbus.runtime.episode_spec import EpisodeSpec
 from gymbus.runtime.errors import PolicyError, ToolError
 from gymbus.runtime.limits import Limits
-from gymbus.runtime.messages import SystemMessage, TextPart, UserMessage
+from gymbus.runtime.messages import SystemMessage, UserMessage, content_text
 from gymbus.runtime.tasks import Task
-from gymbus.runtime.tools import ToolOutput
 
 __all__ = ["SERVER_MODULE", "InventoryMCP"]
 
@@ -61,14 +60,6 @@ _SYSTEM_PROMPT = (
     "find_item and location ids with list_locations, and check stock with get_stock before "
     "acting on it. Do exactly the jobs asked, in order; every change is recorded."
 )
-
-
-def _text(output: ToolOutput) -> str:
-    return (
-        output
-        if isinstance(output, str)
-        else "".join(p.text for p in output if isinstance(p, TextPart))
-    )
 
 
 class InventoryMCP(Environment):
@@ -128,7 +119,7 @@ class InventoryMCP(Environment):
 
         async def read_state() -> dict[str, Any]:
             output = await connection.call("inventory_state", {"workspace": workspace})
-            state: dict[str, Any] = orjson.loads(_text(output))
+            state: dict[str, Any] = orjson.loads(content_text(output))
             return state
 
         async def cleanup() -> None:
